@@ -1,0 +1,99 @@
+"""clustrix: run ordinary Python functions on SLURM, PBS, SGE, Kubernetes or SSH hosts.
+
+from clustrix import cluster
+
+@cluster(cores=2, memory="4GB", time="00:10:00")
+def simulate(x: float) -> float: ...
+
+result = await simulate(1.5)              # a Job is awaitable
+results = await simulate.map(range(500))  # one array job for the sweep
+"""
+
+from ._client import Client, ClientView
+from ._config import ClusterConfig, configure, get_config, load_config, reset_config
+from ._decorator import RemoteFunction, cluster
+from ._exceptions import (
+    AuthenticationError,
+    ClusterConnectionError,
+    ClustrixError,
+    CommandError,
+    ConfigError,
+    EnvironmentMismatchError,
+    HostKeyError,
+    JobCancelledError,
+    JobError,
+    JobFailedError,
+    JobLostError,
+    JobOutOfMemoryError,
+    JobTimeoutError,
+    NodeFailureError,
+    RemoteError,
+    ResultIntegrityError,
+    SerializationError,
+    SubmissionError,
+    UsageError,
+)
+from ._job import Cancellation, Job
+from ._states import JobState
+from ._sweep import Sweep
+from ._version import __version__
+from .fs import (
+    DiskUsage,
+    FileInfo,
+    cluster_count_files,
+    cluster_du,
+    cluster_exists,
+    cluster_find,
+    cluster_glob,
+    cluster_isdir,
+    cluster_isfile,
+    cluster_ls,
+    cluster_stat,
+)
+
+__all__ = [
+    "AuthenticationError",
+    "Cancellation",
+    "Client",
+    "ClientView",
+    "ClusterConfig",
+    "ClusterConnectionError",
+    "ClustrixError",
+    "CommandError",
+    "ConfigError",
+    "DiskUsage",
+    "EnvironmentMismatchError",
+    "FileInfo",
+    "HostKeyError",
+    "Job",
+    "JobCancelledError",
+    "JobError",
+    "JobFailedError",
+    "JobLostError",
+    "JobOutOfMemoryError",
+    "JobState",
+    "JobTimeoutError",
+    "NodeFailureError",
+    "RemoteError",
+    "RemoteFunction",
+    "ResultIntegrityError",
+    "SerializationError",
+    "SubmissionError",
+    "Sweep",
+    "UsageError",
+    "__version__",
+    "cluster",
+    "cluster_count_files",
+    "cluster_du",
+    "cluster_exists",
+    "cluster_find",
+    "cluster_glob",
+    "cluster_isdir",
+    "cluster_isfile",
+    "cluster_ls",
+    "cluster_stat",
+    "configure",
+    "get_config",
+    "load_config",
+    "reset_config",
+]

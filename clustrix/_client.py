@@ -1,0 +1,340 @@
+"""`Client`: owns backends, connections and every background task of clustrix."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import secrets
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, TypeVar
+
+from ._config import ClusterConfig, get_config
+from ._exceptions import UsageError
+from ._job import Cancellation, Job
+from ._options import Options, validate_options
+from ._payload import Call, serialize_call
+from ._portal import PORTAL
+from ._progress import SweepProgress
+from ._states import JobState
+from ._sweep import Sweep, want_progress
+from ._tasks import TaskSet
+from ._units import parse_memory
+from .backends import Backend, Submission, create_backend
+
+R = TypeVar("R")
+_CURRENT: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
+    "clustrix_client", default=None
+)
+_DEFAULTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class Client:
+    """Owns the connection pool, pollers and background tasks for its jobs.
+
+    Use it as ``async with Client(config) as client:``; `@cluster` functions called
+    inside use it. Without one, a default client per event loop is made on first use
+    and closed when the loop ends. Leaving the block detaches from remote jobs still
+    running (they keep running) unless ``cancel_on_exit=True``; local tasks cannot
+    outlive the client and are cancelled.
+    """
+
+    def __init__(
+        self,
+        config: ClusterConfig | None = None,
+        *,
+        cancel_on_exit: bool = False,
+        **fields: Any,
+    ) -> None:
+        if config is not None and fields:
+            raise UsageError("give Client either a ClusterConfig or config fields, not both")
+        self._config = ClusterConfig(**fields) if fields else config
+        self.cancel_on_exit = cancel_on_exit
+        self._state: Literal["unopened", "open", "closed"] = "unopened"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks = TaskSet("clustrix client")
+        self._backends: dict[str, Backend] = {}
+        self._jobs: weakref.WeakSet[Job[Any]] = weakref.WeakSet()
+        self._token: contextvars.Token[Client | None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+
+    @property
+    def config(self) -> ClusterConfig:
+        """This client's configuration (the global one if none was given)."""
+        return self._config if self._config is not None else get_config()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def __aenter__(self) -> Client:
+        self._open()
+        self._token = _CURRENT.set(self)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+            self._token = None
+        await self.aclose()
+
+    def _open(self) -> None:
+        if self._state == "closed":
+            raise UsageError("this Client is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            raise UsageError("a Client belongs to the event loop it was opened on")
+        self._loop, self._state = loop, "open"
+
+    async def aclose(self) -> None:
+        """Stop every background task; cancel or detach what still runs."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        await self._tasks.aclose()
+        for backend in self._backends.values():
+            await backend.aclose(cancel_running=self.cancel_on_exit)
+        for job in list(self._jobs):
+            if not job.done():
+                job.fail(JobState.CANCELLED, "the client was closed before it was submitted")
+
+    # -- submitting ----------------------------------------------------------------------
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
+        """Run ``fn(*args, **kwargs)`` on this client's cluster; returns its `Job`."""
+        return self.start(fn, Options(), [(args, kwargs)], sweep=False)  # type: ignore[return-value]
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        /,
+        *iterables: Iterable[Any],
+        chunksize: int | None = None,
+        max_concurrent: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool | None = None,
+    ) -> Sweep[R]:
+        """Run `fn` over zipped `iterables` as one sweep; returns its `Sweep`."""
+        return ClientView(self, Options()).map(
+            fn,
+            *iterables,
+            chunksize=chunksize,
+            max_concurrent=max_concurrent,
+            return_exceptions=return_exceptions,
+            progress=progress,
+        )
+
+    def options(self, **options: Any) -> ClientView:
+        """`submit`/`map` with `@cluster` options (cores, memory, time, ...)."""
+        return ClientView(self, validate_options(options))
+
+    def start(
+        self,
+        fn: Callable[..., Any],
+        options: Options,
+        calls: Sequence[Call],
+        *,
+        sweep: bool,
+        chunksize: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool | None = None,
+    ) -> Job[Any] | Sweep[Any]:
+        """Serialize, create the handles and start the submission in the background.
+
+        Runs on the client's loop thread; raises configuration and serialization
+        errors here, before anything reaches the cluster.
+        """
+        if self._state != "open":
+            self._open()
+        config = options.config or self.config
+        resources = options.resolve(config)
+        backend = self._backend_for(config)
+        payload = serialize_call(fn, calls, max_size=parse_memory(config.max_payload_size))
+        key = "cx" + secrets.token_hex(6)
+        name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+        jobs: list[Job[Any]] = [
+            Job(self, key=f"{key}.{i}" if sweep else key, name=name, index=i if sweep else None)
+            for i in range(len(calls))
+        ]
+        for job in jobs:
+            job.backend = backend
+        self._jobs.update(jobs)
+        if calls:
+            submission = Submission(key, name, payload, resources, config, jobs, chunksize)
+            self._tasks.spawn(self._submit(backend, submission), name=f"submit-{key}")
+        if not sweep:
+            return jobs[0]
+        bar = SweepProgress(name, jobs) if jobs and want_progress(progress) else None
+        return Sweep(
+            self, jobs, key=key, name=name, return_exceptions=return_exceptions, progress=bar
+        )
+
+    def _backend_for(self, config: ClusterConfig) -> Backend:
+        key = config.cache_key()
+        if key not in self._backends:
+            self._backends[key] = create_backend(config)
+        return self._backends[key]
+
+    async def _submit(self, backend: Backend, submission: Submission) -> None:
+        try:
+            await backend.submit(submission)
+        except asyncio.CancelledError:
+            for job in submission.jobs:
+                job.cancelled_before_start()
+            raise
+        except Exception as error:
+            for job in submission.jobs:
+                job.reject(error)
+
+    # -- used by Job and Sweep -----------------------------------------------------------
+    def _cancel_jobs(self, jobs: Sequence[Job[Any]]) -> Cancellation:
+        loop = self._loop
+        if loop is None or self._state == "closed":
+            raise UsageError("the Client of these jobs is closed")
+
+        async def cancel() -> None:
+            by_backend: dict[int, tuple[Backend, list[Job[Any]]]] = {}
+            for job in jobs:
+                if job.done():
+                    continue
+                job.mark_cancel_requested()
+                backend = job.backend
+                if backend is None:
+                    job.cancelled_before_start()
+                else:
+                    by_backend.setdefault(id(backend), (backend, []))[1].append(job)
+            await asyncio.gather(*(b.cancel(js) for b, js in by_backend.values()))
+
+        if _running_loop() is loop:
+            # Owned by the client, so the caller's cancellation cannot interrupt it.
+            task: asyncio.Task[None] = self._tasks.spawn(cancel(), name="cancel")
+            return Cancellation(task)
+        return Cancellation(asyncio.run_coroutine_threadsafe(cancel(), loop))
+
+    async def _read_output(self, job: Job[Any], stream: Literal["stdout", "stderr"]) -> str:
+        backend = job.backend
+        return "" if backend is None else await backend.read_output(job, stream)
+
+    def __repr__(self) -> str:
+        return f"<Client {self.config.cluster_type} {self._state} jobs={len(self._jobs)}>"
+
+
+class ClientView:
+    """A `Client` with `@cluster` options applied to its `submit` and `map`."""
+
+    def __init__(self, client: Client, options: Options) -> None:
+        self._client = client
+        self._options = options
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
+        """Run ``fn(*args, **kwargs)`` with these options; returns its `Job`."""
+        job = self._client.start(fn, self._options, [(args, kwargs)], sweep=False)
+        return job  # type: ignore[return-value]
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        /,
+        *iterables: Iterable[Any],
+        chunksize: int | None = None,
+        max_concurrent: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool | None = None,
+    ) -> Sweep[R]:
+        """Run `fn` over zipped `iterables` with these options as one sweep."""
+        options = self._options
+        if max_concurrent is not None:
+            options = options.merged({"max_concurrent": max_concurrent})
+        sweep = self._client.start(
+            fn,
+            options,
+            calls_from(iterables),
+            sweep=True,
+            chunksize=check_chunksize(chunksize),
+            return_exceptions=return_exceptions,
+            progress=progress,
+        )
+        return sweep  # type: ignore[return-value]
+
+
+def calls_from(iterables: Sequence[Iterable[Any]]) -> list[Call]:
+    """Zip the iterables of a `map` into per-task argument tuples."""
+    if not iterables:
+        raise TypeError("map() needs at least one iterable of arguments")
+    return [(tuple(args), {}) for args in zip(*iterables, strict=False)]
+
+
+def check_chunksize(chunksize: int | None) -> int | None:
+    if chunksize is not None and (
+        isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1
+    ):
+        raise TypeError(f"chunksize={chunksize!r} must be a positive integer or None")
+    return chunksize
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def client_for_this_loop() -> Client:
+    """The innermost open `Client` on the running loop, else the loop's default one."""
+    loop = asyncio.get_running_loop()
+    current = _CURRENT.get()
+    if current is not None and current._loop is loop and current._state == "open":
+        return current
+    client = _DEFAULTS.get(loop)
+    if client is None or client._state == "closed":
+        client = Client()
+        client._open()
+        _DEFAULTS[loop] = client
+        # Held by the client: the loop keeps only weak references to its tasks.
+        client._keeper = loop.create_task(
+            _close_when_loop_ends(client), name="clustrix-default-client"
+        )
+    return client
+
+
+async def _close_when_loop_ends(client: Client) -> None:
+    # asyncio.run() (and pytest-asyncio) cancel every task when the loop ends; this
+    # one then closes the default client, so no worker or connection outlives it.
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await client.aclose()
+
+
+async def _close_default_client(loop: asyncio.AbstractEventLoop) -> None:
+    client = _DEFAULTS.pop(loop, None)
+    if client is None:
+        return
+    if client._keeper is not None:
+        client._keeper.cancel()  # its `finally` closes the client
+        await asyncio.gather(client._keeper, return_exceptions=True)
+    await client.aclose()
+
+
+def run_in_caller_context(build: Callable[[Client], R], client: Client | None = None) -> R:
+    """Run `build(client)` on the right loop: the caller's, or the portal's."""
+    if _running_loop() is not None:
+        return build(client or client_for_this_loop())
+    if client is not None:
+        loop = client._loop
+        if loop is None or not loop.is_running():
+            raise UsageError("this Client's event loop is not running")
+        return (
+            PORTAL.call(lambda: build(client))
+            if loop is PORTAL.loop()
+            else _call_on(loop, lambda: build(client))
+        )
+    return PORTAL.call(lambda: build(client_for_this_loop()))
+
+
+def _call_on(loop: asyncio.AbstractEventLoop, function: Callable[[], R]) -> R:
+    async def call() -> R:
+        return function()
+
+    return asyncio.run_coroutine_threadsafe(call(), loop).result()
+
+
+PORTAL.on_shutdown = _close_default_client

@@ -1,0 +1,137 @@
+"""`@cluster` and `RemoteFunction`: calling a decorated function returns a `Job`."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from ._client import Client, calls_from, check_chunksize, run_in_caller_context
+from ._config import ClusterConfig
+from ._job import Job
+from ._options import Options, validate_options
+from ._sweep import Sweep
+
+P = ParamSpec("P")
+R = TypeVar("R")
+log = logging.getLogger("clustrix")
+
+
+class RemoteFunction(Generic[P, R]):
+    """A function that runs on a cluster: ``f(x)`` returns a `Job`, ``f.map(xs)`` a `Sweep`.
+
+    The original function stays reachable as ``f.__wrapped__`` (call it to run
+    in-process, e.g. while debugging).
+    """
+
+    def __init__(self, fn: Callable[P, R], options: Options) -> None:
+        self.__wrapped__ = fn
+        self._options = options
+        functools.update_wrapper(self, fn)
+        if options.parallel:
+            log.info(
+                "%s: parallel=True — loop parallelization is not built yet; the function "
+                "runs sequentially, which gives the same result",
+                getattr(fn, "__qualname__", fn),
+            )
+
+    @property
+    def cluster_options(self) -> Options:
+        """The validated `@cluster` options of this function."""
+        return self._options
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """Start the function on the cluster; never blocks. Returns its `Job`."""
+        calls = [(args, dict(kwargs))]
+        job = run_in_caller_context(
+            lambda client: client.start(self.__wrapped__, self._options, calls, sweep=False)
+        )
+        return job  # type: ignore[return-value]
+
+    def map(
+        self,
+        *iterables: Iterable[Any],
+        chunksize: int | None = None,
+        max_concurrent: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool | None = None,
+    ) -> Sweep[R]:
+        """Run the function over zipped `iterables` as ONE submission (an array job).
+
+        `chunksize` packs several tasks into one array element (None: chosen by the
+        backend); `max_concurrent` caps how many run at once; with
+        `return_exceptions` failures are returned in the result list instead of
+        raised; `progress` shows a progress bar (default: when on a terminal).
+        """
+        options = self._options
+        if max_concurrent is not None:
+            options = options.merged({"max_concurrent": max_concurrent})
+        calls = calls_from(iterables)
+        size = check_chunksize(chunksize)
+
+        def start(client: Client) -> Any:
+            return client.start(
+                self.__wrapped__,
+                options,
+                calls,
+                sweep=True,
+                chunksize=size,
+                return_exceptions=return_exceptions,
+                progress=progress,
+            )
+
+        sweep: Sweep[R] = run_in_caller_context(start)
+        return sweep
+
+    def options(self, **overrides: Any) -> RemoteFunction[P, R]:
+        """A copy with some `@cluster` options changed, e.g. ``f.options(cores=8)(x)``."""
+        return RemoteFunction(self.__wrapped__, self._options.merged(overrides))
+
+    def __repr__(self) -> str:
+        return f"<RemoteFunction {getattr(self.__wrapped__, '__qualname__', '?')}>"
+
+
+@overload
+def cluster(fn: Callable[P, R], /) -> RemoteFunction[P, R]: ...
+@overload
+def cluster(
+    *,
+    cores: int | None = None,
+    memory: str | None = None,
+    time: str | datetime.timedelta | None = None,
+    gpus: int | None = None,
+    partition: str | None = None,
+    queue: str | None = None,
+    account: str | None = None,
+    nodes: int | None = None,
+    environment: str | None = None,
+    parallel: bool = False,
+    config: ClusterConfig | None = None,
+    profile: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    max_concurrent: int | None = None,
+) -> Callable[[Callable[P, R]], RemoteFunction[P, R]]: ...
+def cluster(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Make a function run on a cluster: ``@cluster`` or ``@cluster(cores=8, ...)``.
+
+    Options: `cores` (CPUs per task), `memory` ("4GB"), `time` ("HH:MM:SS"),
+    `gpus`, `partition`/`queue`, `account`, `nodes`, `environment` ("inherit",
+    "replicate", "conda:<name>", "venv:<path>"), `parallel`, `config` or `profile`
+    (which cluster), `extra` (raw scheduler directives) and `max_concurrent`.
+    Options are validated here: an unknown one is a `TypeError`, a bad value a
+    `ConfigError`.
+    """
+    validated = validate_options(options)
+    if fn is not None:
+        if not callable(fn):
+            raise TypeError(f"@cluster decorates a function, got {type(fn).__name__}")
+        return RemoteFunction(fn, validated)
+
+    def decorate(function: Callable[P, R]) -> RemoteFunction[P, R]:
+        if not callable(function):
+            raise TypeError(f"@cluster decorates a function, got {type(function).__name__}")
+        return RemoteFunction(function, validated)
+
+    return decorate

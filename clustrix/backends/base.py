@@ -1,0 +1,63 @@
+"""The backend interface every kind of cluster implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .._config import ClusterConfig
+from .._job import Job
+from .._options import Resources
+from .._payload import Payload
+
+Stream = Literal["stdout", "stderr"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One call or one sweep: a payload, its resources and a `Job` per task.
+
+    `key` is clustrix's unique id of the submission; backends carry it to the cluster
+    (job name, comment or label) so a submission can be found again. Task *i* is
+    `jobs[i]` and its arguments are `payload.arguments[i]`.
+    """
+
+    key: str
+    name: str
+    payload: Payload
+    resources: Resources
+    config: ClusterConfig
+    jobs: Sequence[Job[Any]]
+    chunksize: int | None = None  # tasks per array element; None = backend's choice
+
+
+class Backend(abc.ABC):
+    """Turns submissions into running tasks and reports back through their `Job`s.
+
+    `submit` returns once the cluster accepted the submission (raising a clustrix
+    error and leaving nothing behind if it did not); from then on the backend's own
+    background tasks (owned by it, ended by `aclose`) drive every job to its end.
+    """
+
+    #: True if leaving a `Client` leaves running tasks running (remote clusters);
+    #: False if they cannot outlive the client (local processes).
+    detaches: bool = True
+
+    @abc.abstractmethod
+    async def submit(self, submission: Submission) -> None:
+        """Stage and submit; return when accepted."""
+
+    @abc.abstractmethod
+    async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
+        """Cancel these unfinished jobs; return once the cluster confirmed it."""
+
+    @abc.abstractmethod
+    async def read_output(self, job: Job[Any], stream: Stream) -> str:
+        """The task's stdout or stderr so far."""
+
+    @abc.abstractmethod
+    async def aclose(self, *, cancel_running: bool) -> None:
+        """Stop background work; cancel running tasks if asked (or if they cannot
+        outlive the backend)."""

@@ -1,0 +1,235 @@
+"""Filesystem helpers for the cluster (the seed's API: names and signatures kept).
+
+The async functions here (``await clustrix.fs.ls(...)``) are the implementation;
+``cluster_ls`` and friends are thin synchronous wrappers. They act on this machine
+for ``cluster_type="local"`` and when called inside a running clustrix job (the
+runner marks the environment), so a job can look at its own cluster's files.
+
+"Files" are everything that is not a directory; symbolic links are reported as
+they are, never followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import fnmatch
+import os
+import stat as stat_module
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ._config import ClusterConfig, get_config
+from ._exceptions import ConfigError
+from ._runner import IN_JOB_ENV
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What `cluster_stat` reports about one path."""
+
+    name: str
+    size: int
+    modified: float  # Unix time
+    is_dir: bool
+    permissions: str  # three octal digits, e.g. "755"
+
+    @property
+    def is_file(self) -> bool:
+        return not self.is_dir
+
+    @property
+    def modified_datetime(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.modified)
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """Bytes and number of files below a directory (`cluster_du`)."""
+
+    total_bytes: int
+    file_count: int
+
+    @property
+    def total_mb(self) -> float:
+        return self.total_bytes / 1024**2
+
+    @property
+    def total_gb(self) -> float:
+        return self.total_bytes / 1024**3
+
+
+# -- the local implementation (pure functions over this machine's files) ----------------
+def _ls(path: Path) -> list[str]:
+    return sorted(os.listdir(path))
+
+
+def _walk_files(path: Path) -> list[tuple[str, os.stat_result]]:
+    """(relative path, lstat) of every non-directory below `path`; links not followed."""
+    if not path.is_dir():
+        os.stat(path)  # raises FileNotFoundError / PermissionError as appropriate
+        raise NotADirectoryError(f"not a directory: {path}")
+    found = []
+    for root, dirs, files in os.walk(path, onerror=_raise, followlinks=False):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            full = os.path.join(root, name)
+            found.append((os.path.relpath(full, path), os.lstat(full)))
+    return found
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _find(pattern: str, path: Path) -> list[str]:
+    return sorted(
+        rel for rel, _ in _walk_files(path) if fnmatch.fnmatchcase(os.path.basename(rel), pattern)
+    )
+
+
+def _stat(path: Path) -> FileInfo:
+    info = os.lstat(path)
+    return FileInfo(
+        name=path.name,
+        size=info.st_size,
+        modified=info.st_mtime,
+        is_dir=stat_module.S_ISDIR(info.st_mode),
+        permissions=f"{stat_module.S_IMODE(info.st_mode) & 0o777:03o}",
+    )
+
+
+def _glob(pattern: str, path: Path) -> list[str]:
+    if not path.is_dir():
+        os.stat(path)
+        raise NotADirectoryError(f"not a directory: {path}")
+    return sorted(name for name in os.listdir(path) if fnmatch.fnmatchcase(name, pattern))
+
+
+def _du(path: Path) -> DiskUsage:
+    files = _walk_files(path)
+    return DiskUsage(sum(info.st_size for _, info in files), len(files))
+
+
+def _count_files(path: Path, pattern: str) -> int:
+    return len(_find(pattern, path))
+
+
+# -- choosing where to act ---------------------------------------------------------------
+def _local_path(path: str | os.PathLike[str], config: ClusterConfig | None) -> Path:
+    """The path on this machine, or raise if the helpers cannot act here."""
+    config = config or get_config()
+    if os.environ.get(IN_JOB_ENV) == "1" or config.cluster_type == "local":
+        return Path(path).expanduser()
+    if config.cluster_type == "kubernetes":
+        raise ConfigError(
+            "the filesystem helpers need a filesystem to reach; cluster_type='kubernetes' "
+            "has none (read files inside the job instead)"
+        )
+    raise ConfigError(
+        f"remote filesystem helpers for cluster_type={config.cluster_type!r} are not "
+        "available in this version of clustrix yet"
+    )
+
+
+async def _run(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(function, *args)
+
+
+# -- async API (primary) -----------------------------------------------------------------
+async def ls(path: str = ".", config: ClusterConfig | None = None) -> list[str]:
+    """Sorted names of the entries in directory `path`."""
+    return await _run(_ls, _local_path(path, config))
+
+
+async def find(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
+    """Files below `path` (recursively) whose name matches `pattern`, relative, sorted."""
+    return await _run(_find, pattern, _local_path(path, config))
+
+
+async def stat(path: str, config: ClusterConfig | None = None) -> FileInfo:
+    """A `FileInfo` for `path` (a symbolic link is described, not followed)."""
+    return await _run(_stat, _local_path(path, config))
+
+
+async def exists(path: str, config: ClusterConfig | None = None) -> bool:
+    """True if `path` exists."""
+    return await _run(os.path.lexists, _local_path(path, config))
+
+
+async def isdir(path: str, config: ClusterConfig | None = None) -> bool:
+    """True if `path` is a directory."""
+    return await _run(os.path.isdir, _local_path(path, config))
+
+
+async def isfile(path: str, config: ClusterConfig | None = None) -> bool:
+    """True if `path` is a regular file."""
+    return await _run(os.path.isfile, _local_path(path, config))
+
+
+async def glob(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
+    """Names in directory `path` itself that match `pattern`, sorted."""
+    return await _run(_glob, pattern, _local_path(path, config))
+
+
+async def du(path: str = ".", config: ClusterConfig | None = None) -> DiskUsage:
+    """Total size (apparent bytes) and number of files below `path`."""
+    return await _run(_du, _local_path(path, config))
+
+
+async def count_files(
+    path: str = ".", pattern: str = "*", config: ClusterConfig | None = None
+) -> int:
+    """How many files below `path` have a name matching `pattern`."""
+    return await _run(_count_files, _local_path(path, config), pattern)
+
+
+# -- the seed's synchronous names --------------------------------------------------------
+def cluster_ls(path: str = ".", config: ClusterConfig | None = None) -> list[str]:
+    """Sorted names of the entries in directory `path` on the cluster."""
+    return _ls(_local_path(path, config))
+
+
+def cluster_find(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
+    """Files below `path` whose name matches `pattern`, relative to `path`, sorted."""
+    return _find(pattern, _local_path(path, config))
+
+
+def cluster_stat(path: str, config: ClusterConfig | None = None) -> FileInfo:
+    """A `FileInfo` for `path` on the cluster."""
+    return _stat(_local_path(path, config))
+
+
+def cluster_exists(path: str, config: ClusterConfig | None = None) -> bool:
+    """True if `path` exists on the cluster."""
+    return os.path.lexists(_local_path(path, config))
+
+
+def cluster_isdir(path: str, config: ClusterConfig | None = None) -> bool:
+    """True if `path` is a directory on the cluster."""
+    return os.path.isdir(_local_path(path, config))
+
+
+def cluster_isfile(path: str, config: ClusterConfig | None = None) -> bool:
+    """True if `path` is a regular file on the cluster."""
+    return os.path.isfile(_local_path(path, config))
+
+
+def cluster_glob(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
+    """Names in directory `path` matching `pattern`, sorted."""
+    return _glob(pattern, _local_path(path, config))
+
+
+def cluster_du(path: str = ".", config: ClusterConfig | None = None) -> DiskUsage:
+    """Total size and number of files below `path` on the cluster."""
+    return _du(_local_path(path, config))
+
+
+def cluster_count_files(
+    path: str = ".", pattern: str = "*", config: ClusterConfig | None = None
+) -> int:
+    """How many files below `path` match `pattern` on the cluster."""
+    return _count_files(_local_path(path, config), pattern)

@@ -1,0 +1,72 @@
+"""The transport interface: run commands and move files on the login node."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .._exceptions import CommandError
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command printed and how it exited."""
+
+    argv: tuple[str, ...]
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    def check(self) -> CommandResult:
+        """Return self, or raise `CommandError` if the command exited non-zero."""
+        if self.exit_status != 0:
+            raise CommandError(
+                f"command `{shlex.join(self.argv)}` exited {self.exit_status}: "
+                f"{self.stderr.strip()[-2000:] or self.stdout.strip()[-2000:]}",
+                argv=self.argv,
+                exit_status=self.exit_status,
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
+        return self
+
+
+class Transport(Protocol):
+    """Commands and files on one host; every method is safe to call concurrently.
+
+    Commands are argv lists (never shell strings): each element reaches the remote
+    program as one argument, whatever it contains.
+    """
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run `argv` and return its output; raise `CommandError` if `check` and it fails."""
+        ...
+
+    async def write_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
+        """Write `data` to `path` atomically (temp file, then rename)."""
+        ...
+
+    async def read_file(self, path: str) -> bytes:
+        """Return the bytes of `path`; `FileNotFoundError` if it does not exist."""
+        ...
+
+    async def mkdir(self, path: str, *, mode: int = 0o700) -> None:
+        """Create `path` and its parents; the last component gets `mode`."""
+        ...
+
+    async def remove_tree(self, path: str) -> None:
+        """Delete `path` and everything below it (no error if it is gone)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
