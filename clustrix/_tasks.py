@@ -55,5 +55,6 @@ class TaskSet:
         while self._tasks:
             pending = list(self._tasks)
             for task in pending:
-                task.cancel()
+                if not task.cancelling():  # cancelled once is enough: let it clean up
+                    task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -298,11 +298,24 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
             await asyncio.wait_for(process.wait(), 5)
     except BaseException:
         _kill(process)
-        await asyncio.shield(process.wait())
+        await _reap(process)
         raise
     finally:
         if process.returncode is None:
             _kill(process)
+
+
+async def _reap(process: asyncio.subprocess.Process) -> None:
+    """Wait for a killed process even if cancelled again meanwhile (cleanup must end)."""
+    waiter = asyncio.ensure_future(process.wait())
+    cancelled = False
+    while not waiter.done():
+        try:
+            await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _open_append(path: Path) -> int:
