@@ -64,9 +64,7 @@ def _write_atomic(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # readers see the whole file or none of it
 
 
 def _outcome(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +179,13 @@ def _reraise(exc: BaseException) -> None:
 
 
 def _serve(run: Run) -> int:
+    """Run the task indices that arrive on stdin, one per line, in order.
+
+    Answers ``start I`` before a task runs and ``done I`` once its result file is
+    written, or ``skip I`` if ``tasks/I.cancel`` appeared before it started. The
+    client may queue the next index while a task runs, so no time is lost between
+    tasks, and it knows exactly which task is running when it must kill one.
+    """
     # Commands arrive on a private copy of fd 0 and answers leave through one of fd 1,
     # so a task that reads stdin or prints cannot disturb the conversation.
     commands = os.fdopen(os.dup(0), "r")
@@ -192,8 +197,12 @@ def _serve(run: Run) -> int:
         if not line.strip():
             continue
         index = int(line)
+        if os.path.exists(os.path.join(run.tasks_dir, f"{index}.cancel")):
+            answers.write(f"skip {index}\n")
+            continue
+        answers.write(f"start {index}\n")
         run.run_task(index)
-        answers.write(f"{index}\n")
+        answers.write(f"done {index}\n")
     return 0
 
 

@@ -33,6 +33,7 @@ from .._units import format_time
 from ..transport.local import LocalTransport
 from .base import Backend, Stream, Submission
 
+_PIPELINE_DEPTH = 2  # tasks sent ahead to a worker, so it never waits for the client
 _OUTPUT_KEEP = 1 << 20  # bytes of a finished task's stdout/stderr kept after cleanup
 
 
@@ -73,6 +74,7 @@ class _Run:
     directory: Path
     cores: int
     queue: deque[int]
+    dispatched: dict[int, asyncio.subprocess.Process] = field(default_factory=dict)
     running: dict[int, asyncio.subprocess.Process] = field(default_factory=dict)
     output: dict[tuple[int, Stream], str] = field(default_factory=dict)
     cleaned: bool = False
@@ -168,28 +170,43 @@ class LocalBackend(Backend):
         self._maybe_cleanup(run)
 
     async def _serve(self, run: _Run, process: asyncio.subprocess.Process) -> None:
-        assert process.stdin is not None and process.stdout is not None
+        """Feed tasks to one worker, keeping the next one queued in its pipe."""
+        assert process.stdin is not None
+        assert process.stdout is not None
         jobs = run.submission.jobs
-        while run.queue:
-            position = run.queue.popleft()
-            job = jobs[position]
-            if job.done():
-                continue
-            job.set_state(JobState.RUNNING, job_id=f"local:{process.pid}")
-            run.running[position] = process
-            try:
-                process.stdin.write(b"%d\n" % position)
+        in_flight: deque[int] = deque()
+        while True:
+            while len(in_flight) < _PIPELINE_DEPTH and run.queue:
+                position = run.queue.popleft()
+                if jobs[position].done():
+                    continue
+                in_flight.append(position)
+                run.dispatched[position] = process
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    process.stdin.write(b"%d\n" % position)
+            if not in_flight:
+                return
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 await process.stdin.drain()
-                answer = await process.stdout.readline()
-            except (BrokenPipeError, ConnectionResetError):
-                answer = b""
-            finally:
-                run.running.pop(position, None)
-            if answer.strip() == str(position).encode():
-                await self._collect(run, position)
+            kind, _, number = (await process.stdout.readline()).decode().partition(" ")
+            if not kind:  # the worker died: settle its running task, requeue the rest
+                await self._settle_dead_worker(run, in_flight, process)
+                return
+            position = int(number)
+            job = jobs[position]
+            if kind == "start":
+                job.set_state(JobState.RUNNING, job_id=f"local:{process.pid}")
+                run.running[position] = process
+                if job.cancel_requested:
+                    _kill(process)
                 continue
-            await self._settle_dead_worker(run, position, process)
-            return
+            in_flight.remove(position)
+            run.dispatched.pop(position, None)
+            run.running.pop(position, None)
+            if kind == "skip":
+                job.cancelled_before_start()
+            else:
+                await self._collect(run, position)
 
     async def _collect(self, run: _Run, position: int) -> None:
         job = run.submission.jobs[position]
@@ -202,16 +219,37 @@ class LocalBackend(Backend):
             job.set_exception(error)
 
     async def _settle_dead_worker(
-        self, run: _Run, position: int, process: asyncio.subprocess.Process
+        self, run: _Run, in_flight: deque[int], process: asyncio.subprocess.Process
     ) -> None:
-        job = run.submission.jobs[position]
         code = await process.wait()
+        started = [p for p in in_flight if p in run.running]
+        for position in reversed(in_flight):  # never started: back to the queue's front
+            run.dispatched.pop(position, None)
+            if position not in run.running:
+                run.queue.appendleft(position)
+        worker_err = await asyncio.to_thread(_tail, run.directory / "worker.err")
+        if not started:
+            # The worker died before it could start a task (e.g. the function does
+            # not unpickle here): every task would die the same way.
+            while run.queue:
+                run.submission.jobs[run.queue.popleft()].fail(
+                    JobState.FAILED,
+                    f"the worker process could not start (exit {code})",
+                    exit_code=code,
+                    stderr_tail=worker_err,
+                )
+            return
+        for position in started:
+            run.running.pop(position, None)
+            await self._settle_dead_task(run, position, code, worker_err)
+
+    async def _settle_dead_task(self, run: _Run, position: int, code: int, worker_err: str) -> None:
+        job = run.submission.jobs[position]
         base = run.directory / "tasks" / str(position)
         _, out, err = await asyncio.to_thread(_read_task_files, base, False)
-        worker_err = await asyncio.to_thread(_tail, run.directory / "worker.err")
         run.output[(position, "stdout")], run.output[(position, "stderr")] = out, err
         tail = (err + worker_err)[-4000:]
-        if await asyncio.to_thread((base.with_suffix(".timeout")).exists):
+        if await asyncio.to_thread(base.with_suffix(".timeout").exists):
             limit = run.submission.resources.time or 0
             job.fail(JobState.TIMEOUT, f"exceeded its time limit of {format_time(limit)}")
         elif code < 0:
@@ -221,20 +259,9 @@ class LocalBackend(Backend):
             job.fail(
                 JobState.FAILED, f"its process exited {code}", exit_code=code, stderr_tail=tail
             )
-            if not await asyncio.to_thread(base.with_suffix(".err").exists):
-                # The worker died before it could start a task (e.g. the function does
-                # not unpickle here): every other task would die the same way.
-                while run.queue:
-                    other = run.submission.jobs[run.queue.popleft()]
-                    other.fail(
-                        JobState.FAILED,
-                        "the worker process could not start",
-                        exit_code=code,
-                        stderr_tail=tail,
-                    )
 
     def _maybe_cleanup(self, run: _Run) -> None:
-        if run.cleaned or run.queue or run.running:
+        if run.cleaned or run.queue or run.dispatched:
             return
         if not all(job.done() for job in run.submission.jobs):
             return
@@ -258,6 +285,9 @@ class LocalBackend(Backend):
                 job.cancelled_before_start()
             elif position in run.running:
                 _kill(run.running[position])
+            elif position in run.dispatched:  # sent to a worker, not started: skip it
+                marker = run.directory / "tasks" / f"{position}.cancel"
+                await asyncio.to_thread(marker.write_bytes, b"")
         await asyncio.gather(*(job._wait() for job in jobs), return_exceptions=True)
 
     async def read_output(self, job: Job[Any], stream: Stream) -> str:
