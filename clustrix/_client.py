@@ -21,6 +21,9 @@ from ._sweep import Sweep, want_progress
 from ._tasks import TaskSet
 from ._units import parse_memory
 from .backends import Backend, Submission, create_backend
+from .transport.base import Transport
+from .transport.local import LocalTransport
+from .transport.ssh import SSHTransport
 
 R = TypeVar("R")
 _CURRENT: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
@@ -56,6 +59,7 @@ class Client:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks = TaskSet("clustrix client")
         self._backends: dict[str, Backend] = {}
+        self._transports: dict[tuple[str, int, str], Transport] = {}
         self._jobs: weakref.WeakSet[Job[Any]] = weakref.WeakSet()
         self._token: contextvars.Token[Client | None] | None = None
         self._keeper: asyncio.Task[None] | None = None
@@ -93,8 +97,18 @@ class Client:
         await self._tasks.aclose()
         for backend in self._backends.values():
             await backend.aclose(cancel_running=self.cancel_on_exit)
+        for transport in self._transports.values():
+            await transport.aclose()
         for job in list(self._jobs):
-            if not job.done():
+            if job.done():
+                continue
+            backend = job.backend
+            if backend is not None and backend.detaches and job.state is not JobState.PENDING:
+                job.detach(
+                    f"the Client was closed while {job!r} was live; it keeps running on the "
+                    f"cluster (key {job.key})"
+                )
+            else:
                 job.fail(JobState.CANCELLED, "the client was closed before it was submitted")
 
     # -- submitting ----------------------------------------------------------------------
@@ -170,8 +184,17 @@ class Client:
     def _backend_for(self, config: ClusterConfig) -> Backend:
         key = config.cache_key()
         if key not in self._backends:
-            self._backends[key] = create_backend(config)
+            self._backends[key] = create_backend(config, self._transport_for)
         return self._backends[key]
+
+    def _transport_for(self, config: ClusterConfig) -> Transport:
+        """The client's one transport per (host, port, user): shared by its backends."""
+        if not config.cluster_host:
+            return LocalTransport()
+        key = (config.cluster_host, config.cluster_port, config.username or "")
+        if key not in self._transports:
+            self._transports[key] = SSHTransport(config)
+        return self._transports[key]
 
     async def _submit(self, backend: Backend, submission: Submission) -> None:
         try:

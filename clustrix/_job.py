@@ -230,6 +230,12 @@ class Job(Generic[R]):
             self._future.set_exception(error)
             self._future.exception()
 
+    def detach(self, message: str) -> None:
+        """Stop following the job (its client closed); it keeps running remotely."""
+        if not self._future.done():
+            self._future.set_exception(UsageError(message))
+            self._future.exception()
+
     def failed(self) -> bool:
         """True if the job ended with an error."""
         return self._future.done() and self._future.exception() is not None

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .._config import ClusterConfig
 from .._exceptions import ConfigError
+from ..transport.base import Transport
 from .base import Backend, Submission
 
 __all__ = ["Backend", "Submission", "create_backend"]
 
+TransportFor = Callable[[ClusterConfig], Transport]
 
-def create_backend(config: ClusterConfig) -> Backend:
-    """Build the backend for `config.cluster_type` (imports only what it needs)."""
+
+def create_backend(config: ClusterConfig, transport_for: TransportFor | None = None) -> Backend:
+    """Build the backend for `config.cluster_type` (imports only what it needs).
+
+    `transport_for(config)` gives the client's pooled transport to the login node.
+    """
     if config.cluster_type == "local":
         from .local import LocalBackend
 
         return LocalBackend(config)
+    if config.cluster_type == "ssh":
+        if not config.cluster_host:
+            raise ConfigError("cluster_type='ssh' needs cluster_host (the host to run on)")
+        if transport_for is None:
+            raise ConfigError("the ssh backend needs a transport")
+        from .ssh import SSHBackend
+
+        return SSHBackend(config, transport_for(config))
     raise ConfigError(
         f"cluster_type={config.cluster_type!r} is not available in this version of "
         "clustrix yet; use cluster_type='local'"

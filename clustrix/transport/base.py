@@ -47,6 +47,7 @@ class Transport(Protocol):
         stdin: bytes | None = None,
         check: bool = True,
         timeout: float | None = None,
+        idempotent: bool = True,
     ) -> CommandResult:
         """Run `argv` and return its output; raise `CommandError` if `check` and it fails."""
         ...

@@ -21,6 +21,7 @@ class LocalTransport:
         stdin: bytes | None = None,
         check: bool = True,
         timeout: float | None = None,
+        idempotent: bool = True,
     ) -> CommandResult:
         process = await asyncio.create_subprocess_exec(
             *argv,

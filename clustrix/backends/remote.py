@@ -1,0 +1,189 @@
+"""The private work area on a login node: the support bundle and per-submission runs.
+
+Layout under ``remote_work_dir`` (mode 0700)::
+
+    cache/<hash>/       _runner.py, _agent.py and cloudpickle, content-addressed and
+                        uploaded once (zero-install: the runner finds cloudpickle
+                        beside itself, so the remote Python needs nothing installed)
+    runs/<key>/         one submission: function.pkl, args.bin, spec.json, job.sh,
+                        tasks/, elements/, logs/ (all private)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import posixpath
+import sys
+import tarfile
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from .. import _agent, _runner
+from .._config import ClusterConfig
+from .._exceptions import EnvironmentMismatchError
+from ..transport.base import CommandResult, Transport
+from .base import Submission
+
+LOCAL_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+# One command prepares the area and reports what the host has; every path is an argument.
+_PREPARE = r"""
+umask 077
+mkdir -p "$1/runs" "$1/cache" && chmod 700 "$1" || exit 3
+if [ -f "$2/READY" ]; then echo bundle=present; else echo bundle=missing; fi
+echo cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+"""
+_UNPACK = r"""
+umask 077
+mkdir -p "$1" && tar -xzf - -C "$1" && touch "$1/READY"
+"""
+_VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
+
+
+@cache
+def support_bundle() -> tuple[str, bytes]:
+    """(content hash, tar.gz) of the runner, the agent and this cloudpickle package."""
+    files: list[tuple[str, bytes]] = [
+        ("_runner.py", Path(_runner.__file__).read_bytes()),
+        ("_agent.py", Path(_agent.__file__).read_bytes()),
+    ]
+    package = Path(cloudpickle.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        files.append((f"cloudpickle/{path.name}", path.read_bytes()))
+    digest = hashlib.sha256()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files:
+            digest.update(name.encode() + b"\0" + data + b"\0")
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o600, 0
+            archive.addfile(info, io.BytesIO(data))
+    return digest.hexdigest()[:16], buffer.getvalue()
+
+
+class RemoteArea:
+    """Prepares `remote_work_dir` once per client and stages submissions into it."""
+
+    def __init__(self, transport: Transport, config: ClusterConfig) -> None:
+        self.transport = transport
+        self.config = config
+        self._lock = asyncio.Lock()
+        self._ready = False
+        self.work_dir = ""
+        self.bundle_dir = ""
+        self.cpus = 1
+
+    @property
+    def runner(self) -> str:
+        return posixpath.join(self.bundle_dir, "_runner.py")
+
+    @property
+    def agent(self) -> str:
+        return posixpath.join(self.bundle_dir, "_agent.py")
+
+    async def prepare(self) -> None:
+        """Create the area, check the remote Python, upload the bundle if missing."""
+        async with self._lock:
+            if self._ready:
+                return
+            self.work_dir = await _expand(self.transport, self.config.remote_work_dir)
+            digest, archive = support_bundle()
+            self.bundle_dir = posixpath.join(self.work_dir, "cache", digest)
+            facts = await self.transport.run(
+                ["sh", "-c", _PREPARE, "sh", self.work_dir, self.bundle_dir]
+            )
+            lines = dict(line.split("=", 1) for line in facts.stdout.split() if "=" in line)
+            self.cpus = max(1, int(lines.get("cpus", "1") or 1))
+            await self._check_python()
+            if lines.get("bundle") != "present":
+                await self.transport.run(
+                    ["sh", "-c", _UNPACK, "sh", self.bundle_dir], stdin=archive
+                )
+            self._ready = True
+
+    async def _check_python(self) -> None:
+        python = self.config.python_executable
+        result = await self.run_python([python, "-c", _VERSION], check=False)
+        remote = result.stdout.strip()
+        if result.exit_status != 0 or not remote:
+            raise EnvironmentMismatchError(
+                f"cannot run python_executable={python!r} on the cluster (exit "
+                f"{result.exit_status}): {result.stderr.strip()[-500:]}. Set python_executable "
+                f"to a Python {LOCAL_PYTHON} interpreter there (or load it with module_loads)."
+            )
+        if remote != LOCAL_PYTHON:
+            raise EnvironmentMismatchError(
+                f"the cluster's {python!r} is Python {remote}, this one is Python "
+                f"{LOCAL_PYTHON}: pickled functions cannot travel between Python minor "
+                f"versions. Point python_executable at a Python {LOCAL_PYTHON} on the cluster "
+                f"(e.g. module_loads=['python/{LOCAL_PYTHON}'] or a conda environment), or "
+                f"run clustrix here with Python {remote}."
+            )
+
+    async def run_python(
+        self, argv: Sequence[str], *, check: bool = True, stdin: bytes | None = None
+    ) -> CommandResult:
+        """Run a Python command with the configured modules/conda environment loaded."""
+        setup = environment_setup(self.config)
+        if not setup:
+            return await self.transport.run(argv, check=check, stdin=stdin)
+        script = setup + '\nexec "$@"\n'
+        return await self.transport.run(
+            ["bash", "-c", script, "bash", *argv], check=check, stdin=stdin
+        )
+
+    async def stage(self, submission: Submission, chunksize: int, time_limit: int | None) -> str:
+        """Create ``runs/<key>`` with the payload; return its absolute path."""
+        await self.prepare()
+        run_dir = posixpath.join(self.work_dir, "runs", submission.key)
+        await self.transport.run(
+            ["sh", "-c", 'umask 077; mkdir -p "$1/tasks" "$1/elements" "$1/logs"', "sh", run_dir]
+        )
+        payload = submission.payload
+        spec = payload.spec_json(chunksize, time_limit=time_limit)
+        await asyncio.gather(
+            self.transport.write_file(posixpath.join(run_dir, "function.pkl"), payload.function),
+            self.transport.write_file(posixpath.join(run_dir, "args.bin"), payload.args_blob()),
+            self.transport.write_file(posixpath.join(run_dir, "spec.json"), spec),
+        )
+        return run_dir
+
+    async def agent_call(self, mode: str, request: dict[str, Any]) -> Any:
+        """One call of the agent (`status` or `cancel`) for many runs at once."""
+        result = await self.transport.run(
+            [self.config.python_executable, self.agent, mode],
+            stdin=json.dumps(request).encode(),
+        )
+        return json.loads(result.stdout)
+
+
+async def _expand(transport: Transport, path: str) -> str:
+    expand = getattr(transport, "expand", None)
+    if expand is not None:
+        expanded: str = await expand(path)
+        return expanded
+    return str(Path(path).expanduser().absolute())
+
+
+def environment_setup(config: ClusterConfig) -> str:
+    """Shell lines loading modules and activating conda for a command (quoted)."""
+    import shlex
+
+    lines = []
+    if config.module_loads:
+        lines.append(
+            "command -v module >/dev/null 2>&1 || for f in /etc/profile.d/lmod.sh "
+            '/etc/profile.d/modules.sh; do [ -r "$f" ] && . "$f"; done'
+        )
+        lines += [f"module load {shlex.quote(name)}" for name in config.module_loads]
+    if config.conda_env_name:
+        lines.append('eval "$(conda shell.bash hook 2>/dev/null)"')
+        lines.append(f"conda activate {shlex.quote(config.conda_env_name)}")
+    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""Job-script contexts shared by the remote backends, and the `ssh` backend's script."""
+
+from __future__ import annotations
+
+from .._config import ClusterConfig
+from .._options import Resources
+from ..schedulers.base import BatchResources
+from ..schedulers.render import ScriptContext, render_script
+
+
+class _DetachedProcess:
+    """The `Scheduler` shape for plain detached processes: no directives, and the
+    element index is the script's first argument."""
+
+    NAME = "ssh"
+    TEMPLATE = "ssh.sh.j2"
+    element_index_expr = "${1:?element index}"
+
+    @staticmethod
+    def directives(res: BatchResources) -> list[str]:
+        return []
+
+
+DETACHED = _DetachedProcess()
+
+
+def script_context(
+    config: ClusterConfig, resources: Resources, run_dir: str, runner: str, offset: int = 0
+) -> ScriptContext:
+    """How a job script sets up the task's environment and starts the runner."""
+    environment = resources.environment
+    conda = environment.removeprefix("conda:") if environment.startswith("conda:") else None
+    if conda is None and environment not in ("inherit", "replicate") and ":" not in environment:
+        conda = environment  # a bare name is a conda environment (the seed's meaning)
+    venv = environment.removeprefix("venv:") if environment.startswith("venv:") else None
+    return ScriptContext(
+        run_dir=run_dir,
+        python=config.python_executable,
+        runner=runner,
+        element_offset=offset,
+        module_loads=list(config.module_loads),
+        environment_variables=dict(config.environment_variables),
+        pre_execution_commands=list(config.pre_execution_commands),
+        conda_env=conda,
+        venv=venv,
+    )
+
+
+def render_ssh_script(
+    config: ClusterConfig, resources: Resources, run_dir: str, runner: str, key: str
+) -> str:
+    """The ``job.sh`` of an `ssh` run (one element per invocation)."""
+    context = script_context(config, resources, run_dir, runner)
+    batch = BatchResources(job_name=key, log_dir=f"{run_dir}/logs")
+    return render_script(DETACHED, batch, context)  # type: ignore[arg-type]
