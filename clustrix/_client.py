@@ -102,8 +102,8 @@ class Client:
         for job in list(self._jobs):
             if job.done():
                 continue
-            backend = job.backend
-            if backend is not None and backend.detaches and job.state is not JobState.PENDING:
+            owner = job.backend
+            if owner is not None and owner.detaches and job.state is not JobState.PENDING:
                 job.detach(
                     f"the Client was closed while {job!r} was live; it keeps running on the "
                     f"cluster (key {job.key})"
