@@ -123,7 +123,8 @@ def status(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def cancel(request: dict[str, Any]) -> dict[str, Any]:
-    killed = []
+    killed: list[int] = []
+    prevented: dict[str, list[int]] = {}
     for run in request["runs"]:
         run_dir = run["dir"]
         for element in run["elements"]:
@@ -132,13 +133,16 @@ def cancel(request: dict[str, Any]) -> dict[str, Any]:
             with open(base + ".cancel", "w") as handle:
                 handle.write("cancelled\n")
             state = _element(run_dir, element)
-            if state["alive"] and state["pid"]:
+            if state["pid"] is None and state["exit"] is None:
+                # job.sh writes its pid, then checks the marker: it will not run.
+                prevented.setdefault(run_dir, []).append(element)
+            elif state["alive"] and state["pid"]:
                 try:
                     os.killpg(state["pid"], signal.SIGKILL)
                     killed.append(state["pid"])
                 except (ProcessLookupError, PermissionError):
                     pass
-    return {"killed": killed}
+    return {"killed": killed, "prevented": prevented}
 
 
 def outputs(request: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import base64
 import contextlib
 import math
 import posixpath
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,12 +43,14 @@ _DRIVER = r"""#!/bin/sh
 cd "$(dirname "$0")" || exit 3
 # The absolute path shows in each element's command line: the agent checks it there
 # before it trusts (or kills) a pid.
-seq 0 $(($1 - 1)) | xargs -P "$2" -I{} setsid sh "$PWD/job.sh" {}
+# (GNU xargs stops at a command killed by a signal: the `|| true` keeps it going after
+# a cancelled element.)
+seq 0 $(($1 - 1)) | xargs -P "$2" -I{} sh -c 'setsid sh "$0" "$1" || true' "$PWD/job.sh" {}
 """
 _INLINE_LIMIT = 1 << 20
 
 
-@dataclass
+@dataclass(eq=False)
 class _RemoteRun:
     submission: Submission
     directory: str
@@ -80,6 +83,7 @@ class SSHBackend(Backend):
         self._where: dict[Job[Any], tuple[_RemoteRun, int]] = {}
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
+        self._unfinished: set[_RemoteRun] = set()
 
     async def submit(self, submission: Submission) -> None:
         area = self._area
@@ -219,6 +223,11 @@ class SSHBackend(Backend):
             job.fail(JobState.CANCELLED, "cancelled", exit_code=code)
         elif code is None:
             job.fail(JobState.FAILED, "its process was killed", stderr_tail=tail)
+        elif 128 < code < 128 + 65:
+            name = _signal_name(code - 128)
+            job.fail(
+                JobState.FAILED, f"killed by {name} (exit {code})", exit_code=code, stderr_tail=tail
+            )
         else:
             job.fail(
                 JobState.FAILED, f"exited {code} without a result", exit_code=code, stderr_tail=tail
@@ -240,6 +249,7 @@ class SSHBackend(Backend):
 
     async def _finish(self, run: _RemoteRun) -> None:
         self._runs.pop(run.submission.key, None)
+        self._unfinished.add(run)  # if the client closes meanwhile, aclose() completes it
         if run.submission.config.cleanup_remote_files:
             # Keep what the tasks printed: the directory with their files goes now.
             request = {
@@ -249,6 +259,7 @@ class SSHBackend(Backend):
             for key, (out, err) in answer.get(run.directory, {}).items():
                 run.outputs[int(key)] = (out, err)
             await self._area.transport.remove_tree(run.directory)
+        self._unfinished.discard(run)
 
     # -- cancel, output, close -------------------------------------------------------------
     async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
@@ -261,7 +272,19 @@ class SSHBackend(Backend):
             by_run.setdefault(run.directory, set()).add(position // run.chunksize)
         if by_run:
             request = {"runs": [{"dir": d, "elements": sorted(e)} for d, e in by_run.items()]}
-            await self._area.agent_call("cancel", request)
+            answer = await self._area.agent_call("cancel", request)
+            # Elements that had not started never will (they check their marker first).
+            runs = {r.directory: r for r in self._runs.values()}
+            for directory, elements in answer.get("prevented", {}).items():
+                prevented = runs.get(directory)
+                for element in elements if prevented is not None else []:
+                    assert prevented is not None
+                    prevented.elements.discard(element)
+                    for task in prevented.tasks_of(element):
+                        prevented.uncollected.discard(task)
+                        prevented.submission.jobs[task].fail(
+                            JobState.CANCELLED, "cancelled before it started"
+                        )
             self._wake.set()
         await asyncio.gather(*(job._wait() for job in jobs), return_exceptions=True)
 
@@ -285,3 +308,12 @@ class SSHBackend(Backend):
             if live:
                 await self.cancel(live)
         await self._tasks.aclose()
+        for run in list(self._unfinished):  # collected, but cleanup was interrupted
+            await self._finish(run)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -55,6 +55,8 @@ class SSHTransport:
         self._closed = False
         #: how many times this transport logged in (one per client, unless lost)
         self.logins = 0
+        #: the local port of each login (sshd logs it: lets tests match its records)
+        self.local_ports: list[int] = []
 
     @property
     def label(self) -> str:
@@ -71,6 +73,9 @@ class SSHTransport:
                 self._connection = await open_connection(self._config)
                 self._sftp = None
                 self.logins += 1
+                sockname = self._connection.get_extra_info("sockname")
+                if sockname:
+                    self.local_ports.append(int(sockname[1]))
             return self._connection
 
     async def _sftp_client(self) -> asyncssh.SFTPClient:
