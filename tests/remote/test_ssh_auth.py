@@ -117,11 +117,8 @@ async def test_ssh_config_host_alias(lab: dict[str, Any], remote_dir: str) -> No
         f"  User {lab['user']}\n  IdentityFile {lab['key_file']}\n"
         f"  UserKnownHostsFile {lab['known_hosts']}\n",
     )
-    config = (
-        ClusterConfig(cluster_type="ssh", cluster_host="labalias", remote_dir=None)
-        if False
-        else ClusterConfig(cluster_type="ssh", cluster_host="labalias", remote_work_dir=remote_dir)
-    )
+    # only the alias: host name, port, user, key and known_hosts come from ~/.ssh/config
+    config = ClusterConfig(cluster_type="ssh", cluster_host="labalias", remote_work_dir=remote_dir)
     assert await whoami(config) == (lab["user"], 1)
     async with Client(config) as client:
         assert await client.submit(pow, 3, 3) == 27
