@@ -147,7 +147,8 @@ class Run:
             args, kwargs = cloudpickle.loads(handle.read(end - start))
         return tuple(args), dict(kwargs)
 
-    def run_task(self, index: int) -> None:
+    def run_task(self, index: int, *, write_result: bool = True) -> bytes:
+        """Run task `index`; return its framed result (also written to its file)."""
         base = os.path.join(self.tasks_dir, str(index))
         sys.stdout.flush()
         sys.stderr.flush()
@@ -171,7 +172,10 @@ class Run:
             os.dup2(saved[1], 2)
             for fd in (out, err, *saved):
                 os.close(fd)
-        _write_atomic(base + ".result", frame_result(_encode(outcome)))
+        framed = frame_result(_encode(outcome))
+        if write_result:
+            _write_atomic(base + ".result", framed)
+        return framed
 
 
 def _reraise(exc: BaseException) -> None:
@@ -181,15 +185,16 @@ def _reraise(exc: BaseException) -> None:
 def _serve(run: Run) -> int:
     """Run the task indices that arrive on stdin, one per line, in order.
 
-    Answers ``start I`` before a task runs and ``done I`` once its result file is
-    written, or ``skip I`` if ``tasks/I.cancel`` appeared before it started. The
-    client may queue the next index while a task runs, so no time is lost between
-    tasks, and it knows exactly which task is running when it must kill one.
+    Answers ``start I`` before a task runs and ``done I N`` followed by the N bytes of
+    its framed result once it ends, or ``skip I`` if ``tasks/I.cancel`` appeared
+    before it started. The client may queue the next index while a task runs, so no
+    time is lost between tasks, and it knows exactly which task is running when it
+    must kill one.
     """
     # Commands arrive on a private copy of fd 0 and answers leave through one of fd 1,
     # so a task that reads stdin or prints cannot disturb the conversation.
     commands = os.fdopen(os.dup(0), "r")
-    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    answers = os.fdopen(os.dup(1), "wb", buffering=0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -198,11 +203,11 @@ def _serve(run: Run) -> int:
             continue
         index = int(line)
         if os.path.exists(os.path.join(run.tasks_dir, f"{index}.cancel")):
-            answers.write(f"skip {index}\n")
+            answers.write(b"skip %d\n" % index)
             continue
-        answers.write(f"start {index}\n")
-        run.run_task(index)
-        answers.write(f"done {index}\n")
+        answers.write(b"start %d\n" % index)
+        framed = run.run_task(index, write_result=False)
+        answers.write(b"done %d %d\n" % (index, len(framed)) + framed)
     return 0
 
 

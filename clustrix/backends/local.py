@@ -34,7 +34,8 @@ from ..transport.local import LocalTransport
 from .base import Backend, Stream, Submission
 
 _PIPELINE_DEPTH = 2  # tasks sent ahead to a worker, so it never waits for the client
-_OUTPUT_KEEP = 1 << 20  # bytes of a finished task's stdout/stderr kept after cleanup
+_OUTPUT_KEEP = 1 << 20  # bytes of a task's stdout/stderr that read_output returns
+_KEEP_FINISHED_RUNS = 64  # finished runs whose files (stdout/stderr) stay on disk
 
 
 def available_cpus() -> int:
@@ -95,6 +96,7 @@ class LocalBackend(Backend):
         self._runner: Path | None = None
         self._runs: dict[str, _Run] = {}
         self._where: dict[Job[Any], tuple[_Run, int]] = {}
+        self._finished: deque[_Run] = deque()
 
     # -- submission ---------------------------------------------------------------------
     async def submit(self, submission: Submission) -> None:
@@ -188,11 +190,12 @@ class LocalBackend(Backend):
                 return
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 await process.stdin.drain()
-            kind, _, number = (await process.stdout.readline()).decode().partition(" ")
+            kind, _, rest = (await process.stdout.readline()).decode().partition(" ")
             if not kind:  # the worker died: settle its running task, requeue the rest
                 await self._settle_dead_worker(run, in_flight, process)
                 return
-            position = int(number)
+            fields = rest.split()
+            position = int(fields[0])
             job = jobs[position]
             if kind == "start":
                 job.set_state(JobState.RUNNING, job_id=f"local:{process.pid}")
@@ -205,18 +208,16 @@ class LocalBackend(Backend):
             run.running.pop(position, None)
             if kind == "skip":
                 job.cancelled_before_start()
-            else:
-                await self._collect(run, position)
-
-    async def _collect(self, run: _Run, position: int) -> None:
-        job = run.submission.jobs[position]
-        base = run.directory / "tasks" / str(position)
-        data, out, err = await asyncio.to_thread(_read_task_files, base)
-        run.output[(position, "stdout")], run.output[(position, "stderr")] = out, err
-        try:
-            job.set_result(decode_result(data, job_id=job.job_id))
-        except BaseException as error:
-            job.set_exception(error)
+                continue
+            try:
+                data = await process.stdout.readexactly(int(fields[1]))
+            except asyncio.IncompleteReadError:  # died while answering: no usable result
+                await self._settle_dead_worker(run, deque([position]), process)
+                return
+            try:
+                job.set_result(decode_result(data, job_id=job.job_id))
+            except BaseException as error:
+                job.set_exception(error)
 
     async def _settle_dead_worker(
         self, run: _Run, in_flight: deque[int], process: asyncio.subprocess.Process
@@ -261,16 +262,25 @@ class LocalBackend(Backend):
             )
 
     def _maybe_cleanup(self, run: _Run) -> None:
+        """Once a run is over, keep its files (stdout/stderr stay readable) for a while.
+
+        The most recent finished runs stay on disk until the client closes; older ones
+        are removed (with `cleanup_remote_files`), so a long-lived service does not fill
+        the temporary directory.
+        """
         if run.cleaned or run.queue or run.dispatched:
             return
         if not all(job.done() for job in run.submission.jobs):
             return
         run.cleaned = True
-        for job in run.submission.jobs:
-            self._where.pop(job, None)
-        self._runs.pop(run.submission.key, None)
-        if run.submission.config.cleanup_remote_files and not self._tasks.closed:
-            self._tasks.spawn(self._transport.remove_tree(str(run.directory)))
+        self._finished.append(run)
+        while len(self._finished) > _KEEP_FINISHED_RUNS and not self._tasks.closed:
+            old = self._finished.popleft()
+            for job in old.submission.jobs:
+                self._where.pop(job, None)
+            self._runs.pop(old.submission.key, None)
+            if old.submission.config.cleanup_remote_files:
+                self._tasks.spawn(self._transport.remove_tree(str(old.directory)))
 
     # -- cancel, output, close -------------------------------------------------------------
     async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
