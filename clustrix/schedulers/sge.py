@@ -1,0 +1,257 @@
+"""Grid Engine (Son of Grid Engine 8.1.9): ``qsub``/``qstat``/``qacct``/``qdel``.
+
+Formats are those recorded on the test lab (``tests/data/sge``). Facts the backend
+relies on:
+
+* Array task ids start at 1: element ``e`` (0-based) of job ``5`` is ``5.{e+1}``.
+* ``qstat -xml`` lists only the calling user's live jobs, never finished ones, so
+  an id missing from it has finished (or never existed): ask ``qacct``. With the
+  lab's ``accounting_flush_time=0`` the record is there at once; with Grid Engine's
+  default it can take ~15 s, so retry for a while before calling a job lost.
+* ``qdel`` of an unknown id: rc 1, ``denied: job "N" does not exist`` (benign; the
+  other ids are still deleted). ``qdel 14.9`` deletes that task only; a task deleted
+  while pending leaves no qacct record (observed), like Slurm's.
+* ``qacct`` on a qdel'ed running job: ``failed 100 : assumedly after job`` with
+  ``exit_status 137``; that is CANCELLED unless the job ran into its ``h_rt``.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from .._exceptions import ConfigError, SubmissionError
+from .._states import JobState
+from .base import (
+    BatchResources,
+    TaskStatus,
+    check_job_name,
+    check_path,
+    directive_value,
+    expand_indices,
+    extra_options,
+    positive,
+    unique_sorted_ids,
+)
+from .sge_qacct import parse_qacct, record_status
+
+NAME = "sge"
+TEMPLATE = "sge.sh.j2"
+DIRECTIVE_PREFIX = "#$"
+#: SGE_TASK_ID is 1-based, and the word "undefined" outside arrays.
+element_index_expr = (
+    '$(case "${SGE_TASK_ID:-undefined}" in (undefined) echo 0 ;; '
+    '(*) echo "$((SGE_TASK_ID - 1))" ;; esac)'
+)
+
+#: Every job state of sge_status(5) (Grid Engine 8.1.9) as qstat prints it.
+STATE_MAP: dict[str, JobState] = {
+    "qw": JobState.QUEUED,  # pending
+    "Rq": JobState.QUEUED,  # pending, re-queued
+    "hqw": JobState.QUEUED,  # pending, user and/or system hold
+    "hRwq": JobState.QUEUED,  # pending, hold, re-queued
+    "r": JobState.RUNNING,  # running
+    "hr": JobState.RUNNING,  # running, hold (applies to a later re-run)
+    "t": JobState.RUNNING,  # transferring to the execution host
+    "Rr": JobState.RUNNING,  # running again after a re-run
+    "Rt": JobState.RUNNING,  # transferring for a re-run
+    "s": JobState.RUNNING,  # suspended by qmod (keeps its slot, will resume)
+    "ts": JobState.RUNNING,
+    "S": JobState.RUNNING,  # its queue is suspended
+    "tS": JobState.RUNNING,
+    "T": JobState.RUNNING,  # its queue crossed a suspend threshold
+    "tT": JobState.RUNNING,
+    "Rs": JobState.RUNNING,  # suspended, re-run
+    "Rts": JobState.RUNNING,
+    "RS": JobState.RUNNING,
+    "RtS": JobState.RUNNING,
+    "RT": JobState.RUNNING,
+    "RtT": JobState.RUNNING,
+    "Eqw": JobState.FAILED,  # pending in error: will never start (reason: qstat -j)
+    "Ehqw": JobState.FAILED,
+    "EhRqw": JobState.FAILED,
+    # Deletion requested (qdel) but the job still runs: not final until it leaves
+    # qstat; qacct then says how it ended.
+    "dr": JobState.RUNNING,
+    "dt": JobState.RUNNING,
+    "dRr": JobState.RUNNING,
+    "dRt": JobState.RUNNING,
+    "ds": JobState.RUNNING,
+    "dS": JobState.RUNNING,
+    "dT": JobState.RUNNING,
+    "dRs": JobState.RUNNING,
+    "dRS": JobState.RUNNING,
+    "dRT": JobState.RUNNING,
+    "z": JobState.COMPLETED,  # finished (qstat -s z); how it ended is in qacct
+}
+
+_REASONS = {
+    "E": "error state; `qstat -j {job}` gives the reason",
+    "h": "held",
+    "s": "suspended",
+    "S": "queue suspended",
+    "T": "suspend threshold",
+    "d": "being deleted",
+}
+_MEMORY_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def directives(res: BatchResources) -> list[str]:
+    """``#$`` lines: name, shell, logs, PE slots, h_vmem per slot, h_rt, array, extra."""
+    name = check_job_name(res.job_name)
+    log_dir = check_path("log_dir", res.log_dir)
+    stem = f"{log_dir}/{name}.$JOB_ID" + (".$TASK_ID" if res.array is not None else "")
+    lines = [f"-N {name}", "-S /bin/bash", f"-o {stem}.out", f"-e {stem}.err"]
+    cores = positive("cores", res.cores) or 1
+    if positive("nodes", res.nodes) not in (None, 1):
+        raise ConfigError("Grid Engine runs a clustrix task on one host: nodes must be 1")
+    if res.gpus:
+        raise ConfigError(
+            "Grid Engine has no standard GPU request; pass your site's resource through "
+            "extra, e.g. extra={'l': 'gpu=1'}"
+        )
+    pe = directive_value("sge_pe", res.sge_pe)
+    if cores > 1:
+        lines.append(f"-pe {pe} {cores}")
+    if positive("memory", res.memory) is not None:
+        lines.append(f"-l h_vmem={_memory(-(-(res.memory or 0) // cores))}")
+    if positive("time", res.time) is not None:
+        hours, rest = divmod(res.time or 0, 3600)
+        lines.append(f"-l h_rt={hours}:{rest // 60:02d}:{rest % 60:02d}")
+    if res.queue is not None:
+        lines.append(f"-q {directive_value('queue', res.queue)}")
+    if res.account is not None:
+        lines.append(f"-A {directive_value('account', res.account)}")
+    if res.array is not None:
+        lines.append(f"-t 1-{res.array.count}")
+        if res.array.throttle is not None:
+            lines.append(f"-tc {res.array.throttle}")
+    if res.hold:
+        lines.append("-h")
+    lines += [
+        f"-{key}" if value is None else f"-{key} {value}" for key, value in extra_options(res.extra)
+    ]
+    return [f"{DIRECTIVE_PREFIX} {line}" for line in lines]
+
+
+def _memory(size: int) -> str:
+    for unit in ("G", "M", "K"):
+        if size % _MEMORY_UNITS[unit] == 0:
+            return f"{size // _MEMORY_UNITS[unit]}{unit}"
+    return f"{-(-size // 1024)}K"
+
+
+def log_paths(res: BatchResources, master_id: str, element: int) -> tuple[str, str]:
+    """The ``-o``/``-e`` files Grid Engine writes for this element."""
+    job_id = element_job_id(master_id, element, res)
+    stem = f"{res.log_dir.rstrip('/')}/{res.job_name}.{job_id}"
+    return f"{stem}.out", f"{stem}.err"
+
+
+def submit_argv(script_path: str, res: BatchResources) -> list[str]:
+    """``qsub -terse SCRIPT``: prints ``4``, or ``5.1-10:1`` for an array."""
+    return ["qsub", "-terse", script_path]
+
+
+def parse_submit(stdout: str) -> str:
+    """The job number: ``5.1-10:1`` -> ``5``."""
+    for line in stdout.splitlines():
+        match = re.match(r"^\s*(\d+)(?:\.|\s*$)", line)
+        if match:
+            return match.group(1)
+    raise SubmissionError(f"qsub printed no job id: {stdout.strip()!r}", stderr=stdout)
+
+
+def element_job_id(master_id: str, element: int, res: BatchResources) -> str:
+    """``5.8`` for element 7 (SGE task ids start at 1), else the master id."""
+    if res.array is None:
+        return master_id
+    if not 0 <= element < res.array.count:
+        raise ConfigError(f"element {element} is outside the array of {res.array.count}")
+    return f"{master_id}.{element + 1}"
+
+
+def status_argv(job_ids: Sequence[str]) -> list[str]:
+    """``qstat -xml``: all of the caller's live jobs (qstat cannot filter a list)."""
+    return ["qstat", "-xml"]
+
+
+def status_error_is_benign(returncode: int, stderr: str) -> bool:
+    """``qstat -xml`` does not fail for unknown ids; any failure is real."""
+    return False
+
+
+def parse_status(stdout: str) -> dict[str, TaskStatus]:
+    """Every ``job_list`` of ``qstat -xml``; pending ``<tasks>7-10:1</tasks>`` expanded."""
+    if not stdout.strip():
+        return {}
+    root = ET.fromstring(stdout)  # noqa: S314 - qstat's own output, no entities
+    result: dict[str, TaskStatus] = {}
+    for job in root.iter("job_list"):
+        number = (job.findtext("JB_job_number") or "").strip()
+        raw = (job.findtext("state") or "").strip()
+        if not number or not raw:
+            continue
+        status = _status(raw, number)
+        tasks = (job.findtext("tasks") or "").strip()
+        if not tasks.isdigit() and tasks:  # a pending range never overrides one task
+            for index in expand_indices(tasks):
+                result.setdefault(f"{number}.{index}", status)
+        else:
+            result[f"{number}.{tasks}" if tasks else number] = status
+    return result
+
+
+def _status(raw: str, number: str) -> TaskStatus:
+    state = STATE_MAP.get(raw)
+    if state is None:  # an unlisted combination of letters: classify by letter
+        state = (
+            JobState.FAILED
+            if "E" in raw
+            else JobState.QUEUED
+            if "q" in raw or "w" in raw
+            else JobState.COMPLETED
+            if raw == "z"
+            else JobState.RUNNING
+        )
+    reasons = [text.format(job=number) for letter, text in _REASONS.items() if letter in raw]
+    return TaskStatus(state, reason="; ".join(reasons) or None, raw=raw)
+
+
+def accounting_argv(job_ids: Sequence[str]) -> list[str]:
+    """``qacct -j`` for each master id, in one shell command (qacct takes one id)."""
+    masters = unique_sorted_ids([job_id.split(".", 1)[0] for job_id in job_ids])
+    script = 'for j in "$@"; do qacct -j "$j"; done; exit 0'
+    return ["sh", "-c", script, "sh", *masters]
+
+
+def parse_accounting(stdout: str) -> dict[str, TaskStatus]:
+    """One status per ``qacct`` record (the last one wins for re-run tasks)."""
+    result: dict[str, TaskStatus] = {}
+    for record in parse_qacct(stdout):
+        if "jobnumber" in record and "failed" in record:
+            task = record.get("taskid", "undefined")
+            job_id = record["jobnumber"] + (f".{task}" if task.isdigit() else "")
+            result[job_id] = record_status(record)
+    return result
+
+
+def cancel_argv(job_ids: Sequence[str]) -> list[str]:
+    """``qdel`` exactly these jobs or tasks (``5.8`` deletes task 8 of job 5 only)."""
+    return ["qdel", *unique_sorted_ids(job_ids)]
+
+
+def lookup_argv(job_name: str) -> list[str]:
+    """Live (``qstat -j NAME``) and finished (``qacct -j NAME``) jobs with this name."""
+    name = check_job_name(job_name)
+    if name.isdigit():
+        raise ConfigError(f"job name {name!r} is all digits, which Grid Engine reads as an id")
+    script = 'qstat -j "$1" 2>/dev/null; qacct -j "$1" 2>/dev/null; exit 0'
+    return ["sh", "-c", script, "sh", name]
+
+
+def parse_lookup(stdout: str) -> list[str]:
+    """Job numbers from ``job_number:`` (qstat -j) and ``jobnumber`` (qacct) lines."""
+    found = re.findall(r"^(?:job_number:|jobnumber)\s+(\d+)", stdout, flags=re.MULTILINE)
+    return unique_sorted_ids(found)

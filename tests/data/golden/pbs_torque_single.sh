@@ -1,0 +1,31 @@
+#!/bin/bash
+#PBS -N clx-single
+#PBS -l nodes=1:ppn=1
+# qsub reads the #PBS lines above; logs, array and hold are on its command line
+# (Slurm's Torque wrappers ignore them in the script).
+# clustrix job script (pbs, job clx-single); generated, do not edit.
+# POSIX sh (the ssh backend runs it with `sh`). Child templates fill `directives` and
+# may add a `prologue` (run after `cd "$RUN_DIR"`, before the environment is set up).
+# Runs one element of a submission: the runner executes the element's tasks and
+# writes their results itself; this script then records the runner's exit status in
+# $RUN_DIR/elements/$ELEMENT.exit (temp file + mv, so it appears atomically) so that
+# a backend can settle an element its scheduler has forgotten.
+set -u
+
+RUN_DIR=/home/alice/.clustrix/runs/r1
+PYTHON=/usr/bin/python3
+RUNNER=/home/alice/.clustrix/cache/runner.py
+ELEMENT=${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-0}}
+ELEMENT=$(( ELEMENT + 0 ))
+
+clustrix_exit() {
+    mkdir -p "$RUN_DIR/elements" &&
+        printf '%s\n' "$1" >"$RUN_DIR/elements/$ELEMENT.exit.tmp.$$" &&
+        mv -f "$RUN_DIR/elements/$ELEMENT.exit.tmp.$$" "$RUN_DIR/elements/$ELEMENT.exit"
+    exit "$1"
+}
+
+cd "$RUN_DIR" || { echo "clustrix: cannot enter the run directory $RUN_DIR" >&2; exit 97; }
+
+"$PYTHON" "$RUNNER" run "$RUN_DIR" --element "$ELEMENT"
+clustrix_exit "$?"

@@ -1,0 +1,62 @@
+#!/bin/bash
+#SBATCH --job-name=clx-7f3a9c
+#SBATCH --output=/home/alice/.clustrix/logs/clx-7f3a9c.%A_%a.out
+#SBATCH --error=/home/alice/.clustrix/logs/clx-7f3a9c.%A_%a.err
+#SBATCH --nodes=1
+#SBATCH --cpus-per-task=4
+#SBATCH --mem=8G
+#SBATCH --time=02:30:00
+#SBATCH --gpus=2
+#SBATCH --partition=compute
+#SBATCH --account=proj42
+#SBATCH --array=0-249%20
+#SBATCH --hold
+#SBATCH --qos=debug
+#SBATCH --exclusive
+#SBATCH -C a100
+# sbatch reads the #SBATCH lines above; %A_%a / %j in the log paths are Slurm's.
+# clustrix job script (slurm, job clx-7f3a9c); generated, do not edit.
+# POSIX sh (the ssh backend runs it with `sh`). Child templates fill `directives` and
+# may add a `prologue` (run after `cd "$RUN_DIR"`, before the environment is set up).
+# Runs one element of a submission: the runner executes the element's tasks and
+# writes their results itself; this script then records the runner's exit status in
+# $RUN_DIR/elements/$ELEMENT.exit (temp file + mv, so it appears atomically) so that
+# a backend can settle an element its scheduler has forgotten.
+set -u
+
+RUN_DIR=/home/alice/.clustrix/runs/r1
+PYTHON=/usr/bin/python3
+RUNNER=/home/alice/.clustrix/cache/runner.py
+ELEMENT=${SLURM_ARRAY_TASK_ID:-0}
+ELEMENT=$(( ELEMENT + 500 ))
+
+clustrix_exit() {
+    mkdir -p "$RUN_DIR/elements" &&
+        printf '%s\n' "$1" >"$RUN_DIR/elements/$ELEMENT.exit.tmp.$$" &&
+        mv -f "$RUN_DIR/elements/$ELEMENT.exit.tmp.$$" "$RUN_DIR/elements/$ELEMENT.exit"
+    exit "$1"
+}
+
+cd "$RUN_DIR" || { echo "clustrix: cannot enter the run directory $RUN_DIR" >&2; exit 97; }
+
+# The user's environment settings (without `set -u`: site scripts rarely survive it).
+set +u
+if ! command -v module >/dev/null 2>&1; then
+    for init in /etc/profile.d/lmod.sh /etc/profile.d/modules.sh /usr/share/lmod/lmod/init/bash /usr/share/modules/init/bash; do
+        if [ -r "$init" ]; then . "$init"; break; fi
+    done
+fi
+module load gcc/12.2 || { echo "clustrix: module load failed:" gcc/12.2 >&2; clustrix_exit 97; }
+module load python/3.11 || { echo "clustrix: module load failed:" python/3.11 >&2; clustrix_exit 97; }
+if ! command -v conda >/dev/null 2>&1 && [ -n "${CONDA_EXE:-}" ]; then PATH="${CONDA_EXE%/*}:$PATH"; fi
+if command -v conda >/dev/null 2>&1; then eval "$(conda shell.posix hook 2>/dev/null)"; fi
+conda activate analysis || { echo "clustrix: cannot activate conda environment" analysis >&2; clustrix_exit 97; }
+export OMP_NUM_THREADS=4
+export DATA_DIR=/scratch/alice/data
+# pre_execution_commands: the user's own shell commands, inserted verbatim.
+source /opt/site/setup.sh
+ulimit -c 0
+set -u
+
+"$PYTHON" "$RUNNER" run "$RUN_DIR" --element "$ELEMENT"
+clustrix_exit "$?"

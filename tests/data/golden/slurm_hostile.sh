@@ -1,0 +1,49 @@
+#!/bin/bash
+#SBATCH --job-name=clx-hostile
+#SBATCH --output=/home/alice/.clustrix/logs/clx-hostile.%j.out
+#SBATCH --error=/home/alice/.clustrix/logs/clx-hostile.%j.err
+#SBATCH --cpus-per-task=1
+# sbatch reads the #SBATCH lines above; %A_%a / %j in the log paths are Slurm's.
+# clustrix job script (slurm, job clx-hostile); generated, do not edit.
+# POSIX sh (the ssh backend runs it with `sh`). Child templates fill `directives` and
+# may add a `prologue` (run after `cd "$RUN_DIR"`, before the environment is set up).
+# Runs one element of a submission: the runner executes the element's tasks and
+# writes their results itself; this script then records the runner's exit status in
+# $RUN_DIR/elements/$ELEMENT.exit (temp file + mv, so it appears atomically) so that
+# a backend can settle an element its scheduler has forgotten.
+set -u
+
+RUN_DIR='/home/alice/my runs/it'"'"'s $(here)'
+PYTHON='/opt/py 3/bin/python3'
+RUNNER='/home/alice/my runs/runner;x.py'
+ELEMENT=${SLURM_ARRAY_TASK_ID:-0}
+ELEMENT=$(( ELEMENT + 0 ))
+
+clustrix_exit() {
+    mkdir -p "$RUN_DIR/elements" &&
+        printf '%s\n' "$1" >"$RUN_DIR/elements/$ELEMENT.exit.tmp.$$" &&
+        mv -f "$RUN_DIR/elements/$ELEMENT.exit.tmp.$$" "$RUN_DIR/elements/$ELEMENT.exit"
+    exit "$1"
+}
+
+cd "$RUN_DIR" || { echo "clustrix: cannot enter the run directory $RUN_DIR" >&2; exit 97; }
+
+# The user's environment settings (without `set -u`: site scripts rarely survive it).
+set +u
+if ! command -v module >/dev/null 2>&1; then
+    for init in /etc/profile.d/lmod.sh /etc/profile.d/modules.sh /usr/share/lmod/lmod/init/bash /usr/share/modules/init/bash; do
+        if [ -r "$init" ]; then . "$init"; break; fi
+    done
+fi
+module load 'name with space' || { echo "clustrix: module load failed:" 'name with space' >&2; clustrix_exit 97; }
+module load '$(touch pwned)' || { echo "clustrix: module load failed:" '$(touch pwned)' >&2; clustrix_exit 97; }
+if ! command -v conda >/dev/null 2>&1 && [ -n "${CONDA_EXE:-}" ]; then PATH="${CONDA_EXE%/*}:$PATH"; fi
+if command -v conda >/dev/null 2>&1; then eval "$(conda shell.posix hook 2>/dev/null)"; fi
+conda activate 'env; touch pwned' || { echo "clustrix: cannot activate conda environment" 'env; touch pwned' >&2; clustrix_exit 97; }
+export HOSTILE='it'"'"'s "quoted" $(touch pwned) `touch pwned` ; rm -rf ~ & echo $HOME
+second line'
+export EMPTY=''
+set -u
+
+"$PYTHON" "$RUNNER" run "$RUN_DIR" --element "$ELEMENT"
+clustrix_exit "$?"
