@@ -31,6 +31,17 @@ def create_backend(config: ClusterConfig, transport_for: TransportFor | None = N
         from .ssh import SSHBackend
 
         return SSHBackend(config, transport_for(config))
+    if config.cluster_type == "kubernetes":
+        try:
+            import kubernetes_asyncio  # noqa: F401  # the optional extra
+        except ImportError:
+            raise ConfigError(
+                "cluster_type='kubernetes' needs the kubernetes extra: "
+                "pip install 'clustrix[kubernetes]'"
+            ) from None
+        from .kubernetes import KubernetesBackend
+
+        return KubernetesBackend(config)
     raise ConfigError(
         f"cluster_type={config.cluster_type!r} is not available in this version of "
         "clustrix yet; use cluster_type='local'"

@@ -1,0 +1,361 @@
+"""The Kubernetes API as the kubernetes backend uses it: one ApiClient, raw JSON.
+
+Every call goes through kubernetes-asyncio with ``_preload_content=False`` and the
+JSON is read here, so the backend works on the API's own shapes (dicts) and every
+failure is translated at this edge: network trouble becomes
+`ClusterConnectionError`, an HTTP error `ApiError`. The client is built from a
+kubeconfig (``kubeconfig``/``k8s_context``, else ``$KUBECONFIG`` or
+``~/.kube/config``) or from the in-cluster service account, into its own
+``Configuration`` - never the library's global default one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, ParamSpec
+
+import aiohttp
+from kubernetes_asyncio import client as kclient
+from kubernetes_asyncio import config as kconfig
+
+from .._config import ClusterConfig
+from .._exceptions import ClusterConnectionError, ConfigError
+from .._tasks import TaskSet
+
+log = logging.getLogger("clustrix")
+P = ParamSpec("P")
+
+EventHandler = Callable[[str, dict[str, Any]], None]
+RelistHandler = Callable[[list[dict[str, Any]], float], None]
+
+_TIMEOUT = (30.0, 120.0)  # (connect, read) seconds of an ordinary request
+_WATCH_SECONDS = 240  # the server ends a watch after this; it is resumed at once
+_BACKOFF = (0.05, 5.0)  # reconnect delay of a failed watch: first, largest
+
+
+class ApiError(Exception):
+    """The API server answered with an error status (its `Status` message kept)."""
+
+    def __init__(self, status: int, reason: str, message: str, request: str) -> None:
+        super().__init__(f"{request}: HTTP {status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.request = request
+
+
+class _Expired(Exception):
+    """The watch's resourceVersion is too old (410 Gone): relist."""
+
+
+def _kubeconfig_path(config: ClusterConfig) -> Path | None:
+    if config.kubeconfig:
+        path = Path(config.kubeconfig).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"kubeconfig={config.kubeconfig!r}: no such file")
+        return path
+    if os.environ.get("KUBECONFIG"):
+        return Path(os.environ["KUBECONFIG"])
+    default = Path.home() / ".kube" / "config"
+    return default if default.is_file() else None
+
+
+class KubeApi:
+    """One ApiClient and the few calls the backend makes, on raw JSON."""
+
+    def __init__(self, api_client: Any, tasks: TaskSet) -> None:
+        self._client = api_client
+        self.host: str = api_client.configuration.host
+        # Typed as Any: the backend passes and receives raw JSON, not the models.
+        self.batch: Any = kclient.BatchV1Api(api_client)
+        self.core: Any = kclient.CoreV1Api(api_client)
+        self._tasks = tasks
+
+    @classmethod
+    async def connect(cls, config: ClusterConfig, tasks: TaskSet) -> KubeApi:
+        """Build the client from the kubeconfig or the in-cluster service account."""
+        configuration = kclient.Configuration()
+        path = _kubeconfig_path(config)
+        try:
+            if path is not None:
+                loader = await kconfig.load_kube_config(
+                    config_file=str(path),
+                    context=config.k8s_context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+                if loader.provider == "gcp" or "exec" in (loader._user or {}):
+                    # Short-lived tokens (cloud plugins): refreshed by a task we own.
+                    tasks.spawn(kconfig.refresh_token(loader, configuration), name="k8s-token")
+            elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+                incluster: Any = kconfig.load_incluster_config
+                incluster(client_configuration=configuration)
+            else:
+                raise ConfigError(
+                    "cluster_type='kubernetes' needs a kubeconfig: set kubeconfig= (and "
+                    "k8s_context=), or $KUBECONFIG, or ~/.kube/config, or run inside a pod"
+                )
+        except ConfigError:
+            raise
+        except Exception as exc:  # ConfigException, bad YAML, a missing context, ...
+            where = f"kubeconfig {path}" if path else "the in-cluster configuration"
+            raise ConfigError(f"{where} cannot be used: {exc}") from None
+        return cls(kclient.ApiClient(configuration=configuration), tasks)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    # -- requests ----------------------------------------------------------------------
+    async def _json(self, what: str, call: Awaitable[Any]) -> dict[str, Any]:
+        response = await self._send(what, call)
+        try:
+            body = await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+        finally:
+            response.release()
+        if not 200 <= response.status < 300:
+            raise _api_error(response.status, body, what)
+        data: dict[str, Any] = json.loads(body) if body else {}
+        return data
+
+    async def _send(self, what: str, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> ClusterConnectionError:
+        return ClusterConnectionError(
+            f"cannot reach the Kubernetes API server at {self.host}: {exc or type(exc).__name__}",
+            host=self.host,
+            transient=True,
+        )
+
+    def _opts(self) -> dict[str, Any]:
+        return {"_preload_content": False, "_request_timeout": _TIMEOUT}
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        call = self.batch.create_namespaced_job(namespace, body, **self._opts())
+        return await self._json(f"POST job {body['metadata']['name']}", call)
+
+    async def resume_job(self, namespace: str, name: str) -> dict[str, Any]:
+        call = self.batch.patch_namespaced_job(
+            name,
+            namespace,
+            {"spec": {"suspend": False}},
+            _content_type="application/merge-patch+json",
+            **self._opts(),
+        )
+        return await self._json(f"PATCH job {name}", call)
+
+    async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        call = self.batch.read_namespaced_job(name, namespace, **self._opts())
+        try:
+            return await self._json(f"GET job {name}", call)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def delete_job(self, namespace: str, name: str) -> bool:
+        """Delete with Background propagation (its pods and Secret go too); False if gone."""
+        call = self.batch.delete_namespaced_job(
+            name, namespace, body={"propagationPolicy": "Background"}, **self._opts()
+        )
+        return await self._delete(f"DELETE job {name}", call)
+
+    async def delete_pod(self, namespace: str, name: str) -> bool:
+        call = self.core.delete_namespaced_pod(name, namespace, **self._opts())
+        return await self._delete(f"DELETE pod {name}", call)
+
+    async def _delete(self, what: str, call: Awaitable[Any]) -> bool:
+        try:
+            await self._json(what, call)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        call = self.core.create_namespaced_secret(namespace, body, **self._opts())
+        return await self._json(f"POST secret {body['metadata']['name']}", call)
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        call = self.core.list_namespaced_pod(namespace, label_selector=selector, **self._opts())
+        items: list[dict[str, Any]] = (await self._json("LIST pods", call))["items"]
+        return items
+
+    async def pod_log(self, namespace: str, name: str, container: str) -> str | None:
+        """The pod's log (stdout and stderr interleaved); None if the pod is gone."""
+        call = self.core.read_namespaced_pod_log(
+            name, namespace, container=container, **self._opts()
+        )
+        response = await self._send(f"GET log {name}", call)
+        try:
+            body = await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+        finally:
+            response.release()
+        if response.status == 404:
+            return None
+        if not 200 <= response.status < 300:
+            raise _api_error(response.status, body, f"GET log {name}")
+        text: str = body.decode(errors="replace")
+        return text
+
+    def watcher(
+        self,
+        kind: str,
+        namespace: str,
+        selector: str,
+        on_event: EventHandler,
+        on_relist: RelistHandler,
+    ) -> ResourceWatch:
+        lister = self.batch.list_namespaced_job if kind == "jobs" else self.core.list_namespaced_pod
+        return ResourceWatch(self, kind, lister, namespace, selector, on_event, on_relist)
+
+
+def _api_error(status: int, body: bytes, what: str) -> ApiError:
+    try:
+        data = json.loads(body)
+        return ApiError(status, str(data.get("reason", "")), str(data.get("message", "")), what)
+    except ValueError:
+        return ApiError(status, "", body.decode(errors="replace")[:500], what)
+
+
+class ResourceWatch:
+    """List, then watch one kind by label selector, for as long as it runs.
+
+    After a disconnect it resumes from the last resourceVersion it saw; when the
+    server says that version is gone (410, as an HTTP status or an ERROR event) it
+    lists again, hands the fresh list to `on_relist` and watches from there. Events
+    and lists are handed over synchronously, in order.
+    """
+
+    def __init__(
+        self,
+        api: KubeApi,
+        kind: str,
+        lister: Callable[..., Awaitable[Any]],
+        namespace: str,
+        selector: str,
+        on_event: EventHandler,
+        on_relist: RelistHandler,
+    ) -> None:
+        self.kind = kind
+        self.resource_version: str | None = None
+        self._api = api
+        self._lister = lister
+        self._namespace = namespace
+        self._selector = selector
+        self._on_event = on_event
+        self._on_relist = on_relist
+
+    async def run(self) -> None:
+        delay = _BACKOFF[0]
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if self.resource_version is None:
+                    started = loop.time()
+                    call = self._lister(
+                        self._namespace, label_selector=self._selector, **self._api._opts()
+                    )
+                    listing = await self._api._json(f"LIST {self.kind}", call)
+                    self.resource_version = listing["metadata"]["resourceVersion"]
+                    self._on_relist(listing.get("items") or [], started)
+                if await self._stream():
+                    delay = _BACKOFF[0]
+                    continue
+            except _Expired:
+                log.info("watch of %s expired (410 Gone); listing again", self.kind)
+                self.resource_version = None
+                continue
+            except (
+                ClusterConnectionError,
+                ApiError,
+                aiohttp.ClientError,
+                ValueError,
+                OSError,
+            ) as exc:
+                log.warning("watch of %s interrupted (%s); resuming", self.kind, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _BACKOFF[1])
+
+    async def _stream(self) -> bool:
+        """Follow one watch request; True if it ended cleanly after doing something."""
+        call = self._lister(
+            self._namespace,
+            label_selector=self._selector,
+            watch=True,
+            resource_version=self.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=_WATCH_SECONDS,
+            _preload_content=False,
+            _request_timeout=(_TIMEOUT[0], _WATCH_SECONDS + 30),
+        )
+        response = await self._api._send(f"WATCH {self.kind}", call)
+        events = 0
+        try:
+            if response.status == 410:
+                raise _Expired
+            if response.status != 200:
+                raise _api_error(response.status, await response.read(), f"WATCH {self.kind}")
+            while True:
+                line = await response.content.readline()
+                if not line:
+                    return events > 0
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise _Expired
+                    raise ApiError(
+                        int(obj.get("code") or 0),
+                        str(obj.get("reason", "")),
+                        str(obj.get("message", "")),
+                        f"WATCH {self.kind}",
+                    )
+                events += 1
+                if kind != "BOOKMARK":
+                    self._on_event(kind, obj)
+                version = (obj.get("metadata") or {}).get("resourceVersion")
+                if version:
+                    self.resource_version = version
+        finally:
+            response.close()
+
+
+def guarded(handler: Callable[P, None]) -> Callable[P, None]:
+    """A watch callback that logs its own failure instead of ending the watch."""
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            handler(*args, **kwargs)
+        except Exception:
+            log.exception("handling a Kubernetes watch event failed")
+
+    return call
+
+
+async def finish_anyway(work: Coroutine[Any, Any, None]) -> None:
+    """Run cleanup to its end even if the caller is cancelled meanwhile (then re-raise)."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

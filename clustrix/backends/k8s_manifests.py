@@ -1,0 +1,311 @@
+"""Pure Kubernetes knowledge of the kubernetes backend: names, quantities, manifests.
+
+A submission becomes two objects, both built here without any I/O:
+
+* a ``batch/v1`` Job: one pod for a call, or ONE Indexed Job for a sweep
+  (``completionMode: Indexed``, ``completions`` = elements, ``parallelism`` from
+  ``max_concurrent``); created suspended, released once its payload is in place;
+* a Secret owned by that Job (``ownerReferences``: deleting the Job deletes it) that
+  holds the payload, the runner, the in-pod entry point and the pure-Python source
+  of the local cloudpickle (zero-install: the image needs only a matching Python).
+
+The Secret is mounted read-only at ``/clustrix/payload``; the pod works in an
+``emptyDir`` at ``/clustrix/work`` and prints framed results to its log.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import sys
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from .. import _runner
+from .._config import ClusterConfig
+from .._exceptions import ConfigError, SerializationError
+from .._options import Resources
+from .._payload import Payload
+from . import k8s_entry
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_KEY = "clustrix.io/key"
+LABEL_CLIENT = "clustrix.io/client"
+ANNOTATION_FUNCTION = "clustrix.io/function"
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+CONTAINER = "task"
+PAYLOAD_DIR = "/clustrix/payload"
+WORK_DIR = "/clustrix/work"
+SECRET_LIMIT = 1024 * 1024  # the API server refuses Secrets whose data exceed 1 MiB
+RESULT_LIMIT = 4 * 1024 * 1024  # kubelets rotate container logs at 10 MiB by default
+LOCAL_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+_RESERVED_LABELS = (LABEL_MANAGED_BY, LABEL_KEY, LABEL_CLIENT)
+_NOT_OVERRIDABLE = ("containers", "restartPolicy")
+_CONTAINER_LISTS = ("env", "envFrom", "volumeMounts")
+
+
+def dns_label(text: str, max_length: int = 63) -> str:
+    """`text` made a DNS-1123 label: lowercase alphanumerics and '-', at most 63 long."""
+    label = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:max_length].strip("-")
+    return label or "task"
+
+
+def job_name(name: str, key: str) -> str:
+    """The Job's name: the function's name, sanitised, then the submission key.
+
+    Kept short: pods are named ``<job>-<index>-<random>`` and the name is a label value.
+    """
+    return f"{dns_label(name, 30)}-{dns_label(key)}"
+
+
+def quantity(size: int) -> str:
+    """Bytes as a Kubernetes quantity: ``4Gi``, ``512Mi``, or plain bytes."""
+    for suffix, factor in (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)
+
+
+def default_image() -> str:
+    """An official Python image of this interpreter's major.minor (pickles match)."""
+    return f"python:{LOCAL_PYTHON}-slim"
+
+
+@cache
+def _support_files() -> tuple[tuple[str, bytes], ...]:
+    """The runner, the entry point and the pure-Python cloudpickle package (cached)."""
+    files = [
+        ("entry.py", Path(k8s_entry.__file__).read_bytes()),
+        ("clustrix_runner.py", Path(_runner.__file__).read_bytes()),
+    ]
+    package = Path(cloudpickle.__file__).parent
+    for source in sorted(package.glob("*.py")):
+        files.append((f"lib/cloudpickle/{source.name}", source.read_bytes()))
+    return tuple(files)
+
+
+def payload_files(payload: Payload, *, chunksize: int, time_limit: int | None) -> dict[str, bytes]:
+    """Every file of the Secret, by its path below the mount point."""
+    files = dict(_support_files())
+    files["function.pkl"] = payload.function
+    files["args.bin"] = payload.args_blob()
+    files["spec.json"] = payload.spec_json(chunksize, time_limit=time_limit)
+    return files
+
+
+def check_payload_size(files: Mapping[str, bytes], name: str) -> None:
+    """Refuse, before anything is created, a payload no Secret can hold."""
+    total = sum(len(data) for data in files.values())
+    if total <= SECRET_LIMIT:
+        return
+    support = sum(len(data) for _, data in _support_files())
+    raise SerializationError(
+        f"the payload of {name!r} is {total:,} bytes, but the Kubernetes Secret that "
+        f"carries it holds at most 1 MiB ({SECRET_LIMIT:,} bytes; clustrix's runner and "
+        f"cloudpickle take {support:,} of them). Put large inputs on a volume the pods "
+        "mount (extra={'volumes': [...], 'volumeMounts': [...]}) and pass their paths."
+    )
+
+
+def _key(path: str) -> str:
+    return path.replace("/", ".")
+
+
+def secret_manifest(
+    name: str,
+    namespace: str,
+    files: Mapping[str, bytes],
+    labels: Mapping[str, str],
+    owner_uid: str,
+) -> dict[str, Any]:
+    """The payload Secret, owned by the Job `name` (garbage-collected with it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": name,
+                    "uid": owner_uid,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "type": "Opaque",
+        "immutable": True,
+        "data": {_key(p): base64.b64encode(data).decode() for p, data in files.items()},
+    }
+
+
+def _resources(resources: Resources) -> dict[str, dict[str, str]]:
+    amounts = {"cpu": str(resources.cores)}
+    if resources.memory:
+        amounts["memory"] = quantity(resources.memory)
+    limits = dict(amounts)
+    if resources.gpus:
+        limits["nvidia.com/gpu"] = str(resources.gpus)
+    return {"requests": amounts, "limits": limits}
+
+
+def check_supported(resources: Resources, config: ClusterConfig) -> None:
+    """Refuse options that mean nothing on Kubernetes, before anything is created."""
+    if resources.environment != "inherit":
+        raise ConfigError(
+            f"environment={resources.environment!r} is not supported on Kubernetes: the "
+            "pod runs the image's Python; build an image with what the function needs "
+            "and set k8s_image"
+        )
+    if resources.nodes and resources.nodes > 1:
+        raise ConfigError(f"nodes={resources.nodes}: a Kubernetes task is one pod; use nodes=1")
+    for field in ("module_loads", "pre_execution_commands"):
+        if getattr(config, field):
+            raise ConfigError(
+                f"{field} is not supported on Kubernetes (there is no shell script); "
+                "bake the setup into the image named by k8s_image"
+            )
+
+
+def job_manifest(
+    *,
+    name: str,
+    namespace: str,
+    function: str,
+    labels: Mapping[str, str],
+    resources: Resources,
+    config: ClusterConfig,
+    elements: int,
+    indexed: bool,
+    pod_deadline: int | None,
+) -> dict[str, Any]:
+    """The Job, created suspended (`spec.suspend`); extra is merged into its pod."""
+    env = [
+        {"name": "CLUSTRIX_K8S_PAYLOAD", "value": PAYLOAD_DIR},
+        {"name": "CLUSTRIX_K8S_WORK", "value": WORK_DIR},
+        {"name": "CLUSTRIX_K8S_PYTHON", "value": LOCAL_PYTHON},
+        {"name": "CLUSTRIX_K8S_RESULT_LIMIT", "value": str(RESULT_LIMIT)},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+    ]
+    env += [{"name": k, "value": v} for k, v in config.environment_variables.items()]
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": config.k8s_image or default_image(),
+        "command": [config.python_executable, f"{PAYLOAD_DIR}/entry.py"],
+        "env": env,
+        "resources": _resources(resources),
+        "volumeMounts": [
+            {"name": "clustrix-payload", "mountPath": PAYLOAD_DIR, "readOnly": True},
+            {"name": "clustrix-work", "mountPath": WORK_DIR},
+        ],
+    }
+    items = [{"key": _key(p), "path": p} for p in _all_paths()]
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "clustrix-payload",
+                "secret": {"secretName": name, "defaultMode": 0o444, "items": items},
+            },
+            {"name": "clustrix-work", "emptyDir": {}},
+        ],
+    }
+    if pod_deadline:
+        pod["activeDeadlineSeconds"] = pod_deadline
+    if config.k8s_service_account:
+        pod["serviceAccountName"] = config.k8s_service_account
+    if config.k8s_image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": s} for s in config.k8s_image_pull_secrets]
+    metadata: dict[str, Any] = {
+        "labels": dict(labels),
+        "annotations": {ANNOTATION_FUNCTION: function[:250]},
+    }
+    _apply_extra(metadata, pod, container, dict(resources.extra))
+    spec: dict[str, Any] = {
+        "completions": elements,
+        "parallelism": min(elements, resources.max_concurrent or elements),
+        "suspend": True,
+        "ttlSecondsAfterFinished": config.k8s_job_ttl_seconds,
+        "template": {"metadata": copy.deepcopy(metadata), "spec": pod},
+    }
+    if indexed:
+        # A failed index is not retried and does not stop the other indexes.
+        spec.update(completionMode="Indexed", backoffLimitPerIndex=0)
+    else:
+        spec["backoffLimit"] = 0
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, **metadata},
+        "spec": spec,
+    }
+
+
+def _all_paths() -> list[str]:
+    return [p for p, _ in _support_files()] + ["function.pkl", "args.bin", "spec.json"]
+
+
+def _apply_extra(
+    metadata: dict[str, Any], pod: dict[str, Any], container: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    """Merge the user's pod-spec fragment: lists are appended, mappings merged."""
+    for key, value in extra.items():
+        if key in ("labels", "annotations"):
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise ConfigError(f"extra[{key!r}] must map strings to strings")
+            if key == "labels" and set(value) & set(_RESERVED_LABELS):
+                raise ConfigError(f"extra['labels'] may not set {', '.join(_RESERVED_LABELS)}")
+            metadata[key].update(value)
+        elif key in _NOT_OVERRIDABLE:
+            raise ConfigError(
+                f"extra[{key!r}] cannot be overridden on Kubernetes; use extra['container'] "
+                "to change the task's container"
+            )
+        elif key == "container":
+            if not isinstance(value, Mapping):
+                raise ConfigError("extra['container'] must be a mapping (container fields)")
+            for field, part in value.items():
+                container[field] = _merge(container.get(field), part)
+        elif key in _CONTAINER_LISTS:
+            container[key] = _merge(container.get(key), _as_list(key, value))
+        else:
+            pod[key] = _merge(pod.get(key), _plain(value))
+
+
+def _as_list(key: str, value: Any) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"extra[{key!r}] must be a list")
+    return list(_plain(value))
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-compatible deep copy (also refuses what JSON cannot carry)."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"extra holds a value Kubernetes cannot take: {exc}") from None
+
+
+def _merge(base: Any, addition: Any) -> Any:
+    if isinstance(base, dict) and isinstance(addition, Mapping):
+        merged = dict(base)
+        for key, value in addition.items():
+            merged[key] = _merge(merged.get(key), value)
+        return merged
+    if isinstance(base, list) and isinstance(addition, list | tuple):
+        return base + list(addition)
+    return copy.deepcopy(addition)

@@ -1,0 +1,152 @@
+"""The kubernetes backend's bookkeeping of a submission, and resolving tasks from a log.
+
+A `Run` is one submission on the cluster: its Job and its elements (one pod each,
+``chunksize`` consecutive tasks). `resolve` turns an ended pod's parsed log into each
+task's outcome; it does no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._exceptions import EnvironmentMismatchError, ResultIntegrityError, SerializationError
+from .._job import Job
+from .._payload import decode_result
+from .._states import JobState
+from .base import Submission
+from .k8s_manifests import default_image
+from .k8s_status import PodLog, PodView, describe
+
+OUTPUT_KEEP = 1 << 20  # characters of a finished task's output kept for stdout()
+
+
+@dataclass
+class Element:
+    """One pod's worth of tasks: index `index` of the Job (0 for a single call)."""
+
+    index: int
+    tasks: list[int]
+    job_id: str
+    pod: str | None = None
+    settled: bool = False
+    timer: asyncio.TimerHandle | None = None
+    view: PodView | None = None
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+@dataclass
+class Run:
+    """A submission on the cluster: its Job, its elements and their bookkeeping."""
+
+    submission: Submission
+    name: str
+    elements: list[Element]
+    chunksize: int
+    uid: str | None = None
+    created_at: float = math.inf
+    gone: bool = False  # the Job was deleted (by us or from outside) or given up on
+    finishing: bool = False
+    work: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @classmethod
+    def plan(cls, submission: Submission, name: str, chunksize: int, indexed: bool) -> Run:
+        count = len(submission.jobs)
+        elements = [
+            Element(
+                e,
+                list(range(e * chunksize, min((e + 1) * chunksize, count))),
+                f"{name}/{e}" if indexed else name,
+            )
+            for e in range(math.ceil(count / chunksize))
+        ]
+        return cls(submission, name, elements, chunksize)
+
+    def element_of(self, position: int) -> Element:
+        return self.elements[position // self.chunksize]
+
+    def unfinished(self) -> list[Job[Any]]:
+        return [job for job in self.submission.jobs if not job.done()]
+
+    def disarm(self) -> None:
+        for element in self.elements:
+            element.disarm()
+
+
+def resolve(
+    run: Run,
+    element: Element,
+    parsed: PodLog,
+    view: PodView,
+    *,
+    fallback: tuple[JobState, str] | None,
+    outputs: MutableMapping[Job[Any], str],
+) -> None:
+    """Resolve each task of an ended pod from its log; `fallback` for tasks without one.
+
+    A task's framed result wins over everything (it finished before the pod ended);
+    without one, the task ends as `fallback` says (its pod was deleted) or as the pod
+    ended (OOMKilled, DeadlineExceeded, exit code), with its output as the stderr tail.
+    """
+    pod = element.pod or run.name
+    for position in element.tasks:
+        job = run.submission.jobs[position]
+        part = parsed.tasks.get(position)
+        output = part.output if part else ""
+        outputs[job] = output[-OUTPUT_KEEP:]
+        if job.done():
+            continue
+        job.set_state(job.state, job_id=element.job_id, reason=view.reason)
+        if parsed.mismatch:
+            here, local = parsed.mismatch
+            job.set_exception(
+                EnvironmentMismatchError(
+                    f"the image of pod {pod} runs Python {here}, this client {local}: pickles "
+                    f"cannot travel between them; set k8s_image to an image with Python "
+                    f"{local} (e.g. {default_image()})"
+                )
+            )
+        elif part is not None and part.result is not None:
+            try:
+                job.set_result(decode_result(part.result, job_id=element.job_id))
+            except BaseException as error:
+                job.set_exception(error)
+        elif part is not None and part.too_large is not None:
+            size, limit = part.too_large
+            job.set_exception(
+                SerializationError(
+                    f"the result of {job.name} (job {element.job_id}) is {size:,} bytes; "
+                    f"results travel through the pod log and may be at most {limit:,}. Write "
+                    "large results to a volume (extra={'volumes': [...], 'volumeMounts': "
+                    "[...]}) and return their paths"
+                )
+            )
+        elif part is not None and part.corrupt:
+            job.set_exception(
+                ResultIntegrityError(
+                    f"the result of job {element.job_id} in the log of pod {pod} is "
+                    "truncated or corrupted; it was never unpickled"
+                )
+            )
+        elif fallback is not None:
+            job.fail(fallback[0], fallback[1], stderr_tail=output[-4000:])
+        elif view.state is JobState.COMPLETED:
+            job.fail(
+                JobState.LOST,
+                f"the pod {pod} succeeded but its log holds no result for this task (was "
+                "the pod deleted, or its log rotated?)",
+            )
+        else:
+            job.fail(
+                view.state,
+                describe(view, pod),
+                exit_code=view.exit_code,
+                stderr_tail=output[-4000:],
+            )

@@ -1,0 +1,432 @@
+"""The `kubernetes` backend: a call is a batch/v1 Job, a sweep ONE Indexed Job.
+
+Submitting creates the Job suspended, then its payload Secret (owned by the Job, so
+deleting the Job deletes it), then releases the Job. Status comes from two watch
+streams per backend (Jobs and pods, selected by this backend's ``clustrix.io/client``
+label), resumed from the last resourceVersion after a disconnect and relisted on
+410 Gone; nothing is polled per job. A pod that ended is read once: its log holds
+each task's output and framed result (see `k8s_entry`). Manifests and state mapping
+are pure (`k8s_manifests`, `k8s_status`); API access is in `k8s_api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import secrets
+import weakref
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from .._config import ClusterConfig
+from .._exceptions import ClusterConnectionError, CommandError, SubmissionError
+from .._job import Job
+from .._states import JobState
+from .._tasks import TaskSet
+from . import k8s_manifests as manifests
+from .base import Backend, Stream, Submission
+from .k8s_api import ApiError, KubeApi, finish_anyway, guarded
+from .k8s_runs import Element, Run, resolve
+from .k8s_status import IMAGE_REASONS, PodView, completion_index, job_outcome, parse_log, pod_view
+
+log = logging.getLogger("clustrix")
+
+PENDING_GRACE_ENV = "CLUSTRIX_K8S_PENDING_GRACE"
+DEFAULT_PENDING_GRACE = 120.0  # seconds a pod may fail to pull its image before we give up
+_MAX_ELEMENTS = 1000  # a larger sweep is chunked: at most this many pods per Indexed Job
+_LOG_READS = 16  # pod logs read at once
+_CLOSE_WAIT = 10.0  # seconds aclose() lets cleanup deletions finish
+
+
+class KubernetesBackend(Backend):
+    """Runs tasks as Kubernetes Jobs; status from watch streams, results from pod logs.
+
+    `pending_grace` is how long a pod may stay unable to start for a reason that will
+    not fix itself (image pull failure, bad container config) before its tasks fail;
+    by default 120 s, or ``$CLUSTRIX_K8S_PENDING_GRACE``. An unschedulable pod waits
+    (QUEUED, with the scheduler's message in ``job.reason``).
+    """
+
+    detaches = True
+
+    def __init__(self, config: ClusterConfig, *, pending_grace: float | None = None) -> None:
+        self._config = config
+        self._namespace = config.k8s_namespace
+        self._client_id = secrets.token_hex(6)
+        if pending_grace is None:
+            pending_grace = float(os.environ.get(PENDING_GRACE_ENV, DEFAULT_PENDING_GRACE))
+        self.pending_grace = pending_grace
+        self._tasks = TaskSet("kubernetes backend")
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._api: KubeApi | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._log_reads: asyncio.Semaphore | None = None
+        self._runs: dict[str, Run] = {}  # by submission key (the pods' label)
+        self._where: dict[Job[Any], Run] = {}
+        self._output: weakref.WeakKeyDictionary[Job[Any], str] = weakref.WeakKeyDictionary()
+
+    # -- connection and watches ------------------------------------------------------------
+    async def _connect(self) -> KubeApi:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._api is None:
+                api = await KubeApi.connect(self._config, self._tasks)
+                self._api, self._log_reads = api, asyncio.Semaphore(_LOG_READS)
+                selector = f"{manifests.LABEL_CLIENT}={self._client_id}"
+                for kind, on_event in (("jobs", self._on_job), ("pods", self._on_pod)):
+                    watch = api.watcher(
+                        kind,
+                        self._namespace,
+                        selector,
+                        guarded(on_event),
+                        guarded(self._relister(kind)),
+                    )
+                    self._tasks.spawn(watch.run(), name=f"k8s-watch-{kind}")
+            return self._api
+
+    @property
+    def _kube(self) -> KubeApi:
+        assert self._api is not None
+        return self._api
+
+    # -- submission -------------------------------------------------------------------
+    async def submit(self, submission: Submission) -> None:
+        config, resources = submission.config, submission.resources
+        manifests.check_supported(resources, config)
+        count = len(submission.jobs)
+        chunksize = submission.chunksize or max(1, math.ceil(count / _MAX_ELEMENTS))
+        indexed = submission.jobs[0].index is not None
+        files = manifests.payload_files(
+            submission.payload,
+            chunksize=chunksize,
+            time_limit=resources.time if chunksize > 1 else None,  # else: the pod deadline
+        )
+        manifests.check_payload_size(files, submission.name)
+        name = manifests.job_name(submission.name, submission.key)
+        labels = {
+            manifests.LABEL_MANAGED_BY: "clustrix",
+            manifests.LABEL_KEY: submission.key,
+            manifests.LABEL_CLIENT: self._client_id,
+        }
+        run = Run.plan(submission, name, chunksize, indexed)
+        manifest = manifests.job_manifest(
+            name=name,
+            namespace=self._namespace,
+            function=submission.name,
+            labels=labels,
+            resources=resources,
+            config=config,
+            elements=len(run.elements),
+            indexed=indexed,
+            pod_deadline=resources.time * chunksize if resources.time else None,
+        )
+        api = await self._connect()
+        self._runs[submission.key] = run
+        try:
+            created = await api.create_job(self._namespace, manifest)
+            run.uid = created["metadata"]["uid"]
+            run.created_at = asyncio.get_running_loop().time()
+            secret = manifests.secret_manifest(name, self._namespace, files, labels, run.uid)
+            await api.create_secret(self._namespace, secret)
+            await api.resume_job(self._namespace, name)
+        except BaseException as error:
+            self._runs.pop(submission.key, None)
+            await finish_anyway(self._delete_job(name))  # leave nothing half-submitted
+            if isinstance(error, ApiError):
+                raise SubmissionError(
+                    f"Kubernetes refused {name} in namespace {self._namespace!r}: "
+                    f"{error.message or error.reason}",
+                    argv=[error.request],
+                    stderr=error.message,
+                ) from None
+            raise
+        for element in run.elements:
+            for position in element.tasks:
+                job = submission.jobs[position]
+                self._where[job] = run
+                if job.state is JobState.PENDING:  # the watch may have been faster
+                    job.set_state(JobState.QUEUED, job_id=element.job_id)
+        cancelled = [job for job in submission.jobs if job.cancel_requested]
+        if cancelled:
+            await self._cancel_in_run(run, cancelled)
+
+    # -- events (synchronous: they only record state and start work) ----------------------
+    def _run_of(self, obj: dict[str, Any]) -> Run | None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        run = self._runs.get(labels.get(manifests.LABEL_KEY, ""))
+        return run if run is not None and run.uid is not None and not run.gone else None
+
+    def _on_job(self, kind: str, obj: dict[str, Any]) -> None:
+        run = self._run_of(obj)
+        if run is None or obj["metadata"].get("uid") != run.uid:
+            return
+        if kind == "DELETED" or obj["metadata"].get("deletionTimestamp"):
+            run.gone = True
+            self._spawn(run, self._settle_deleted(run))
+            return
+        outcome = job_outcome(obj)
+        if outcome is not None and not run.finishing:
+            run.finishing = True
+            self._spawn(run, self._settle_finished(run, *outcome))
+
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        run = self._run_of(pod)
+        index = completion_index(pod)
+        if run is None or index >= len(run.elements):
+            return
+        element, name = run.elements[index], pod["metadata"]["name"]
+        if element.settled or element.pod not in (None, name):
+            return
+        element.pod = name
+        view = pod_view(pod)
+        deleted = kind == "DELETED" or bool(pod["metadata"].get("deletionTimestamp"))
+        if view.terminal or deleted:
+            # A pod being deleted ends Failed (killed): ask why before blaming the task.
+            vanished = deleted and view.state is not JobState.COMPLETED
+            self._settle(run, element, view, vanished=vanished)
+            return
+        jobs = run.submission.jobs
+        reason = f"{view.reason}: {view.message}" if view.message else view.reason
+        for position in element.tasks:
+            jobs[position].set_state(view.state, job_id=element.job_id, reason=reason)
+        element.view = view
+        if not view.stuck:
+            element.disarm()
+        elif element.timer is None:
+            element.timer = asyncio.get_running_loop().call_later(
+                self.pending_grace, self._stuck_expired, run, element
+            )
+        if all(jobs[p].done() for p in element.tasks):  # its tasks were cancelled one by one
+            element.settled = True
+            self._spawn(run, self._delete_pod(name))
+
+    def _relister(self, kind: str) -> Callable[[list[dict[str, Any]], float], None]:
+        """After a (re)list: feed every object, then settle what vanished meanwhile."""
+
+        def relist(items: list[dict[str, Any]], started: float) -> None:
+            handler = self._on_job if kind == "jobs" else self._on_pod
+            seen = {item["metadata"]["name"] for item in items}
+            for item in items:
+                handler("MODIFIED", item)
+            for run in list(self._runs.values()):
+                if run.uid is None or run.gone or run.created_at >= started:
+                    continue  # created after the list was taken: it may not be in it
+                if kind == "jobs" and run.name not in seen:
+                    run.gone = True
+                    self._spawn(run, self._settle_deleted(run))
+                for element in run.elements if kind == "pods" else ():
+                    if element.pod and element.pod not in seen and not element.settled:
+                        self._settle(run, element, element.view or PodView(JobState.LOST), True)
+
+        return relist
+
+    def _spawn(self, run: Run, work: Coroutine[Any, Any, None]) -> None:
+        if self._tasks.closed:
+            work.close()
+            return
+        task = self._tasks.spawn(work, name=f"k8s-{run.name}")
+        run.work.add(task)
+        task.add_done_callback(run.work.discard)
+
+    # -- settling tasks -----------------------------------------------------------------
+    def _settle(self, run: Run, element: Element, view: PodView, vanished: bool) -> None:
+        element.settled = True
+        element.disarm()
+        self._spawn(run, self._collect(run, element, view, vanished))
+
+    async def _collect(self, run: Run, element: Element, view: PodView, vanished: bool) -> None:
+        """Read the ended pod's log once and resolve each of its tasks from it."""
+        text = await self._read_log(element.pod) if element.pod else None
+        fallback = await self._why_vanished(run, element) if vanished else None
+        parsed = parse_log(text or "")
+        resolve(run, element, parsed, view, fallback=fallback, outputs=self._output)
+        self._maybe_finish(run)
+
+    async def _read_log(self, pod: str) -> str | None:
+        assert self._log_reads is not None
+        async with self._log_reads:
+            for attempt in range(4):
+                try:
+                    return await self._kube.pod_log(self._namespace, pod, manifests.CONTAINER)
+                except (ApiError, ClusterConnectionError) as exc:
+                    log.warning("reading the log of pod %s failed: %s", pod, exc)
+                    await asyncio.sleep(0.2 * 2**attempt)
+        return None
+
+    async def _why_vanished(self, run: Run, element: Element) -> tuple[JobState, str]:
+        """A pod was deleted before it ended: with its Job (cancelled), or alone (lost)."""
+        try:
+            owner = await self._kube.read_job(self._namespace, run.name)
+        except (ApiError, ClusterConnectionError) as exc:
+            log.warning("could not read Kubernetes Job %s: %s", run.name, exc)
+            owner = {"metadata": {}}
+        if owner is None or owner["metadata"].get("deletionTimestamp"):
+            return JobState.CANCELLED, f"its Kubernetes Job {run.name} was deleted from outside"
+        return JobState.LOST, f"the pod {element.pod} was deleted or evicted before it ended"
+
+    async def _settle_deleted(self, run: Run) -> None:
+        await self._drain(run)
+        run.disarm()
+        for job in run.unfinished():
+            job.fail(JobState.CANCELLED, f"its Kubernetes Job {run.name} was deleted from outside")
+        self._forget(run)
+
+    async def _settle_finished(self, run: Run, state: JobState, reason: str, message: str) -> None:
+        """The Job ended: settle tasks whose pod we have not seen end (one pod list)."""
+        await self._drain(run)
+        if run.unfinished():
+            selector = f"{manifests.LABEL_KEY}={run.submission.key}"
+            try:
+                pods = await self._kube.list_pods(self._namespace, selector)
+            except (ApiError, ClusterConnectionError) as exc:
+                log.warning("could not list the pods of %s: %s", run.name, exc)
+                pods = []
+            for pod in pods:
+                self._on_pod("MODIFIED", pod)
+            await self._drain(run)
+        detail = f": {message}" if message else ""
+        for element in run.elements:
+            if element.settled:
+                continue
+            element.settled = True
+            for position in element.tasks:
+                job = run.submission.jobs[position]
+                job.set_state(job.state, job_id=element.job_id, reason=reason)
+                job.fail(
+                    JobState.LOST if state is JobState.COMPLETED else state,
+                    f"its Kubernetes Job {run.name} ended ({reason}) before it ran{detail}",
+                )
+        self._maybe_finish(run)
+
+    async def _drain(self, run: Run) -> None:
+        """Wait for the other work on `run` in flight now (log reads)."""
+        pending = [task for task in run.work if task is not asyncio.current_task()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _stuck_expired(self, run: Run, element: Element) -> None:
+        element.timer = None
+        view = element.view
+        if element.settled or run.gone or view is None or not view.stuck:
+            return
+        run.gone = True
+        self._spawn(run, self._give_up(run, element, view))
+
+    async def _give_up(self, run: Run, element: Element, view: PodView) -> None:
+        """A pod could not start for `pending_grace` seconds: the Job cannot run."""
+        await self._delete_job(run.name)
+        if view.reason in IMAGE_REASONS:
+            hint = "check k8s_image and k8s_image_pull_secrets"
+        else:
+            hint = "check the pod spec given in extra (a missing Secret or ConfigMap?)"
+        for job in run.unfinished():
+            job.set_state(job.state, reason=view.reason)
+            job.fail(
+                JobState.FAILED,
+                f"the pod {element.pod} could not start for {self.pending_grace:g} s: "
+                f"{view.reason}: {view.message}; {hint}",
+            )
+        self._forget(run)
+
+    def _maybe_finish(self, run: Run) -> None:
+        if run.unfinished() or self._runs.get(run.submission.key) is not run:
+            return
+        self._forget(run)
+        if run.submission.config.cleanup_remote_files and not run.gone:
+            run.gone = True
+            task = asyncio.get_running_loop().create_task(self._delete_job(run.name))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+
+    def _forget(self, run: Run) -> None:
+        run.disarm()
+        if self._runs.get(run.submission.key) is run:
+            del self._runs[run.submission.key]
+        for job in run.submission.jobs:
+            self._where.pop(job, None)
+
+    async def _delete_job(self, name: str) -> None:
+        try:
+            await self._kube.delete_job(self._namespace, name)
+        except (ApiError, ClusterConnectionError) as exc:
+            log.warning("could not delete Kubernetes Job %s: %s", name, exc)
+
+    async def _delete_pod(self, name: str) -> None:
+        try:
+            await self._kube.delete_pod(self._namespace, name)
+        except (ApiError, ClusterConnectionError) as exc:
+            log.warning("could not delete pod %s: %s", name, exc)
+
+    # -- cancel, output, close -------------------------------------------------------------
+    async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
+        by_run: dict[str, tuple[Run, list[Job[Any]]]] = {}
+        for job in jobs:
+            job.mark_cancel_requested()  # a submission still in flight cancels on arrival
+            run = self._where.get(job)
+            if run is not None and not job.done():
+                by_run.setdefault(run.submission.key, (run, []))[1].append(job)
+        for run, chosen in by_run.values():
+            await self._cancel_in_run(run, chosen)
+        await asyncio.gather(*(job._wait() for job in jobs), return_exceptions=True)
+
+    async def _cancel_in_run(self, run: Run, chosen: list[Job[Any]]) -> None:
+        remaining = run.unfinished()
+        if set(remaining) <= set(chosen):
+            # Everything left is cancelled: delete the Job; its pods and Secret follow.
+            run.gone = True
+            try:
+                await self._kube.delete_job(self._namespace, run.name)
+            except ApiError as exc:
+                raise CommandError(
+                    f"cancelling {run.name} failed: {exc.message}",
+                    argv=[exc.request],
+                    exit_status=exc.status,
+                    stderr=exc.message,
+                ) from None
+            for job in remaining:
+                job.fail(JobState.CANCELLED, f"cancelled; its Kubernetes Job {run.name} deleted")
+            self._forget(run)
+            return
+        for job in chosen:
+            job.fail(JobState.CANCELLED, "cancelled")
+        jobs = run.submission.jobs
+        for element in run.elements:  # a pod whose tasks are all cancelled is stopped
+            if element.pod and not element.settled and all(jobs[p].done() for p in element.tasks):
+                element.settled = True
+                await self._delete_pod(element.pod)
+        # Elements without a pod yet are stopped when their pod appears (_on_pod).
+
+    async def read_output(self, job: Job[Any], stream: Stream) -> str:
+        """The task's output. Kubernetes keeps ONE log per container, so stdout and
+        stderr both return it (the two streams interleaved)."""
+        if job in self._output:
+            return self._output[job]
+        run = self._where.get(job)
+        if run is None or self._api is None:
+            return ""
+        position = run.submission.jobs.index(job)
+        pod = run.element_of(position).pod
+        text = await self._read_log(pod) if pod else None
+        part = parse_log(text or "").tasks.get(position)
+        return part.output if part else ""
+
+    async def aclose(self, *, cancel_running: bool) -> None:
+        if cancel_running and self._api is not None:
+            for run in list(self._runs.values()):
+                if run.uid is not None and run.unfinished():
+                    with contextlib.suppress(ClusterConnectionError, CommandError):
+                        await self._cancel_in_run(run, run.unfinished())
+        for run in self._runs.values():
+            run.disarm()
+        if self._cleanups:
+            await asyncio.wait(self._cleanups, timeout=_CLOSE_WAIT)
+        await self._tasks.aclose()
+        for task in self._cleanups:
+            task.cancel()
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
