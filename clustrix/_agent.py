@@ -8,13 +8,14 @@ remote command however many jobs are live.
 
     {"runs": [{"dir": RUN_DIR, "count": N, "chunksize": C,
                "elements": [E, ...],      # elements not settled yet
-               "tasks": [I, ...]}],       # tasks whose result was not collected yet
+               "tasks": [I, ...],         # tasks whose result was not collected yet
+               "tails": {E: LOG_PATH}}],  # elements known to have ended (their log)
      "inline_limit": BYTES}
 
 answer, per run dir: ``elements`` {E: {"pid", "alive", "exit", "cancelled"}},
 ``results`` {I: base64 framed result, or null if larger than inline_limit},
 ``timeouts`` [I, ...], ``stderr`` {I: tail} for tasks of ended elements without a
-result.
+result (ended: listed in ``tails``, or its process is gone).
 
 ``python _agent.py cancel`` request: {"runs": [{"dir": RUN_DIR, "elements": [E]}]}
 writes each element's cancel marker (so one that has not started never will) and
@@ -91,6 +92,7 @@ def status(request: dict[str, Any]) -> dict[str, Any]:
         run_dir, size = run["dir"], max(1, int(run.get("chunksize", 1)))
         tasks_dir = os.path.join(run_dir, "tasks")
         elements = {str(e): _element(run_dir, e) for e in run.get("elements", [])}
+        tails = {str(e): log for e, log in run.get("tails", {}).items()}
         results: dict[str, str | None] = {}
         timeouts, stderr = [], {}
         for task in run.get("tasks", []):
@@ -106,11 +108,15 @@ def status(request: dict[str, Any]) -> dict[str, Any]:
                 pass
             if os.path.exists(os.path.join(tasks_dir, f"{task}.timeout")):
                 timeouts.append(task)
-            state = elements.get(str(task // size))
-            if state is not None and not state["alive"]:
-                logs = os.path.join(run_dir, "logs", str(task // size))
+            element = str(task // size)
+            state = elements.get(element)
+            ended = element in tails or (
+                state is not None and not state["alive"] and (state["pid"] or state["exit"])
+            )
+            if ended:
+                log = tails.get(element) or os.path.join(run_dir, "logs", f"{element}.err")
                 stderr[str(task)] = (
-                    _tail(os.path.join(tasks_dir, f"{task}.err")) + _tail(logs + ".err")
+                    _tail(os.path.join(tasks_dir, f"{task}.err")) + _tail(log)
                 )[-TAIL:]
         answer[run_dir] = {
             "exists": os.path.isdir(run_dir),
