@@ -31,6 +31,13 @@ def create_backend(config: ClusterConfig, transport_for: TransportFor | None = N
         from .ssh import SSHBackend
 
         return SSHBackend(config, transport_for(config))
+    if config.cluster_type in ("slurm", "pbs", "sge"):
+        if transport_for is None:
+            raise ConfigError(f"the {config.cluster_type} backend needs a transport")
+        from .batch import BatchBackend
+
+        # No cluster_host: clustrix runs on the login node, commands run here.
+        return BatchBackend(config, transport_for(config))
     if config.cluster_type == "kubernetes":
         try:
             import kubernetes_asyncio  # noqa: F401  # the optional extra

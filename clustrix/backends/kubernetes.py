@@ -298,7 +298,8 @@ class KubernetesBackend(Backend):
                 job.set_state(job.state, job_id=element.job_id, reason=reason)
                 job.fail(
                     JobState.LOST if state is JobState.COMPLETED else state,
-                    f"its Kubernetes Job {run.name} ended ({reason}) before it ran{detail}",
+                    f"its Kubernetes Job {run.name} ended ({reason}) with no result for "
+                    f"this task{detail}",
                 )
         self._maybe_finish(run)
 
@@ -408,7 +409,7 @@ class KubernetesBackend(Backend):
         run = self._where.get(job)
         if run is None or self._api is None:
             return ""
-        position = run.submission.jobs.index(job)
+        position = job.index or 0  # a sweep's task i is its job i
         pod = run.element_of(position).pod
         text = await self._read_log(pod) if pod else None
         part = parse_log(text or "").tasks.get(position)

@@ -110,6 +110,10 @@ class RemoteRunsBackend(Backend):
             return Fate(state, exit_code=exit_code)
         return None
 
+    def initial_job_id(self, run: Run, element: int) -> str | None:
+        """The element's native id as soon as it is submitted (if known then)."""
+        return None
+
     def log_path(self, run: Run, element: int) -> str | None:
         """Where the element's own stderr goes (None: the default ``logs/E.err``)."""
         return None
@@ -130,7 +134,7 @@ class RemoteRunsBackend(Backend):
         self._runs[submission.key] = run
         for position, job in enumerate(submission.jobs):
             self._where[job] = (run, position)
-            job.set_state(JobState.QUEUED, job_id=job.job_id)
+            job.set_state(JobState.QUEUED, job_id=self.initial_job_id(run, position // chunksize))
         if self._poller is None:
             self._poller = self._tasks.spawn(self._poll_forever(), name=f"poll-{self._name}")
         self._wake.set()

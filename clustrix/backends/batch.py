@@ -1,0 +1,265 @@
+"""The batch backend: SLURM, PBS and SGE through one generic piece of I/O.
+
+Scheduler knowledge (argv builders, parsers, state tables, templates) lives in
+`clustrix.schedulers`; this module only stages, renders, submits, polls and cancels.
+A sweep is ONE array submission (split only where the scheduler's array limit
+forces it); each poll tick asks the scheduler about every live job in one command
+(plus one accounting command for jobs that left the queue) and one agent call
+collects results and exit-code files, whatever the number of jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._config import ClusterConfig
+from .._exceptions import ClusterConnectionError, CommandError, SubmissionError
+from .._states import JobState
+from ..schedulers import ArraySpec, BatchResources, Scheduler, get_scheduler, render_script
+from ..schedulers.base import TaskStatus
+from ..transport.base import Transport
+from .base import Submission
+from .runs import Fate, RemoteRunsBackend, Run
+from .scripts import script_context
+
+_MISSING_GRACE = 60.0  # seconds an element may be unknown everywhere before it is LOST
+_YOUNG = 15.0  # accounting may lag this long behind a submission
+
+
+@dataclass(frozen=True)
+class Part:
+    """One array submission of a run: elements ``offset .. offset+count-1``."""
+
+    offset: int
+    count: int
+    master: str
+    resources: BatchResources
+
+    def element_id(self, scheduler: Scheduler, element: int) -> str:
+        return scheduler.element_job_id(self.master, element - self.offset, self.resources)
+
+
+class BatchBackend(RemoteRunsBackend):
+    """SLURM, PBS or SGE over the pooled transport (SSH, or local on the login node)."""
+
+    def __init__(self, config: ClusterConfig, transport: Transport) -> None:
+        super().__init__(config, transport, f"{config.cluster_type} {config.cluster_host or ''}")
+        dialect = "torque" if config.pbs_dialect == "auto" else config.pbs_dialect
+        self.scheduler: Scheduler = get_scheduler(config.cluster_type, dialect)
+        self._max_array: int | None = config.max_array_size
+        self._missing_since: dict[tuple[str, int], float] = {}
+
+    def plan(self, submission: Submission) -> int:
+        # Tasks of unknown length are not packed by default (a packed element runs its
+        # tasks one after another); `chunksize=` packs tiny tasks explicitly.
+        return submission.chunksize or 1
+
+    # -- submission ----------------------------------------------------------------------
+    async def _array_limit(self) -> int:
+        if self._max_array is None:
+            self._max_array = 1000  # a cautious default where the scheduler cannot say
+            if self.scheduler.NAME == "slurm":
+                from ..schedulers import slurm
+
+                out = await self._area.transport.run(slurm.config_argv(), check=False)
+                if out.exit_status == 0:
+                    self._max_array = slurm.parse_max_array_size(out.stdout)
+        return self._max_array
+
+    def _resources(self, run: Run, count: int, array: bool) -> BatchResources:
+        submission, resources = run.submission, run.submission.resources
+        throttle = resources.max_concurrent if array else None
+        return BatchResources(
+            job_name=submission.key,
+            log_dir=posixpath.join(run.directory, "logs"),
+            cores=resources.cores,
+            memory=resources.memory,
+            time=resources.time * run.chunksize if resources.time else None,
+            gpus=resources.gpus,
+            nodes=resources.nodes,
+            queue=resources.partition,
+            account=resources.account,
+            extra={k: str(v) if isinstance(v, float) else v for k, v in resources.extra.items()},
+            array=ArraySpec(count, throttle) if array else None,
+            sge_pe=self._config.sge_pe,
+            pbs_dialect="pro" if self._config.pbs_dialect == "pro" else "torque",
+        )
+
+    async def launch(self, run: Run) -> None:
+        limit = await self._array_limit()
+        sweep = len(run.submission.jobs) > 1 or run.submission.jobs[0].index is not None
+        parts: list[Part] = []
+        try:
+            for offset in range(0, run.elements, limit):
+                count = min(limit, run.elements - offset)
+                resources = self._resources(run, count, array=sweep and count > 1)
+                parts.append(await self._submit_part(run, offset, count, resources))
+        except BaseException:
+            await self._withdraw(run, parts)
+            raise
+        run.native["parts"] = parts
+
+    async def _submit_part(
+        self, run: Run, offset: int, count: int, resources: BatchResources
+    ) -> Part:
+        area, scheduler = self._area, self.scheduler
+        context = script_context(
+            self._config, run.submission.resources, run.directory, area.runner, offset
+        )
+        script = render_script(scheduler, resources, context)
+        path = posixpath.join(run.directory, f"job-{offset}.sh")
+        await area.transport.write_file(path, script.encode())
+        argv = scheduler.submit_argv(path, resources)
+        try:
+            result = await area.transport.run(argv, check=False, idempotent=False)
+        except ClusterConnectionError as error:
+            if not error.transient:
+                raise
+            master = await self._find_submitted(run, offset)  # at most once
+            if master is None:
+                result = await area.transport.run(argv, check=False)
+            else:
+                return Part(offset, count, master, resources)
+        if result.exit_status != 0:
+            message = (result.stderr.strip() or result.stdout.strip())[-2000:]
+            raise SubmissionError(
+                f"{scheduler.NAME} refused the job: {message}", argv=argv, stderr=message
+            )
+        return Part(offset, count, scheduler.parse_submit(result.stdout), resources)
+
+    async def _find_submitted(self, run: Run, offset: int) -> str | None:
+        """After a lost connection: did the submission reach the scheduler?"""
+        scheduler = self.scheduler
+        found = await self._area.transport.run(
+            scheduler.lookup_argv(run.submission.key), check=False
+        )
+        known = {p.master for p in run.native.get("parts", [])}
+        fresh = [m for m in scheduler.parse_lookup(found.stdout) if m not in known]
+        return fresh[0] if fresh else None
+
+    async def _withdraw(self, run: Run, parts: Sequence[Part]) -> None:
+        """Leave nothing behind after a refused submission."""
+        if parts:
+            ids = [part.master for part in parts]
+            await self._area.transport.run(self.scheduler.cancel_argv(ids), check=False)
+        await self._area.transport.remove_tree(run.directory)
+
+    # -- observing -----------------------------------------------------------------------
+    async def observe(self, runs: Sequence[Run]) -> dict[Run, dict[int, Fate]]:
+        scheduler, transport = self.scheduler, self._area.transport
+        masters = [part.master for run in runs for part in run.native["parts"]]
+        result = await transport.run(scheduler.status_argv(masters), check=False)
+        self.poll_commands += 1
+        if result.exit_status != 0 and not scheduler.status_error_is_benign(
+            result.exit_status, result.stderr
+        ):
+            raise CommandError(
+                f"{scheduler.NAME} status failed: {result.stderr.strip()[-500:]}",
+                argv=result.argv,
+                exit_status=result.exit_status,
+                stderr=result.stderr,
+                transient=True,
+            )
+        statuses = scheduler.parse_status(result.stdout)
+        missing = [
+            (run, part, element)
+            for run in runs
+            for part in run.native["parts"]
+            for element in range(part.offset, part.offset + part.count)
+            if element in run.live and part.element_id(scheduler, element) not in statuses
+        ]
+        if missing:
+            statuses.update(await self._accounting({part.master for _, part, _ in missing}))
+        now = self._now()
+        fates: dict[Run, dict[int, Fate]] = {}
+        for run in runs:
+            for part in run.native["parts"]:
+                for element in range(part.offset, part.offset + part.count):
+                    if element not in run.live:
+                        continue
+                    element_id = part.element_id(scheduler, element)
+                    status = statuses.get(element_id)
+                    fate = self._fate(run, element, element_id, status, now)
+                    if fate is not None:
+                        fates.setdefault(run, {})[element] = fate
+        return fates
+
+    async def _accounting(self, masters: set[str]) -> dict[str, TaskStatus]:
+        argv = self.scheduler.accounting_argv(sorted(masters))
+        if argv is None:
+            return {}
+        result = await self._area.transport.run(argv, check=False)
+        self.poll_commands += 1
+        return self.scheduler.parse_accounting(result.stdout) if result.exit_status == 0 else {}
+
+    def _fate(
+        self, run: Run, element: int, element_id: str, status: TaskStatus | None, now: float
+    ) -> Fate | None:
+        key = (run.submission.key, element)
+        if status is not None:
+            self._missing_since.pop(key, None)
+            return Fate(status.state, element_id, status.reason, status.exit_code)
+        # Unknown to the scheduler and its accounting: the exit-code file may still
+        # tell (element_fate); if not, give it time (accounting lags), then LOST.
+        if now - run.started < _YOUNG:
+            return None
+        since = self._missing_since.setdefault(key, now)
+        if now - since > _MISSING_GRACE:
+            return Fate(JobState.LOST, element_id, "the scheduler no longer knows this job")
+        return None
+
+    def element_fate(self, run: Run, element: int, report: dict[str, Any]) -> Fate | None:
+        fate = super().element_fate(run, element, report)
+        if fate is None:
+            return None
+        element_id = _part(run, element).element_id(self.scheduler, element)
+        if fate.exit_code == 0:  # finished normally; the results say the rest
+            return Fate(JobState.COMPLETED, element_id, exit_code=0)
+        return Fate(fate.state, element_id, exit_code=fate.exit_code)
+
+    def log_path(self, run: Run, element: int) -> str | None:
+        part = _part(run, element)
+        return self.scheduler.log_paths(part.resources, part.master, element - part.offset)[1]
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def initial_job_id(self, run: Run, element: int) -> str | None:
+        return _part(run, element).element_id(self.scheduler, element)
+
+    # -- cancelling ----------------------------------------------------------------------
+    async def cancel_elements(self, run: Run, elements: Sequence[int]) -> set[int]:
+        if not elements:
+            return set()
+        parts: list[Part] = run.native["parts"]
+        ids = []
+        for part in parts:
+            mine = [e for e in elements if part.offset <= e < part.offset + part.count]
+            if len(mine) == part.count:
+                ids.append(part.master)  # the whole array: one id
+            else:
+                ids += [part.element_id(self.scheduler, e) for e in mine]
+        result = await self._area.transport.run(self.scheduler.cancel_argv(ids), check=False)
+        if result.exit_status != 0 and result.stderr.strip():
+            raise CommandError(
+                f"{self.scheduler.NAME} could not cancel {ids}: {result.stderr.strip()}",
+                argv=result.argv,
+                exit_status=result.exit_status,
+                stderr=result.stderr,
+            )
+        # Elements still waiting in the queue never start once cancelled (and leave no
+        # record behind): they are settled now; running ones when the scheduler says.
+        jobs = run.submission.jobs
+        return {
+            e for e in elements if all(jobs[t].state is JobState.QUEUED for t in run.tasks_of(e))
+        }
+
+
+def _part(run: Run, element: int) -> Part:
+    """The array submission of `run` that holds `element`."""
+    parts: list[Part] = run.native["parts"]
+    return next(p for p in parts if p.offset <= element < p.offset + p.count)
