@@ -33,7 +33,7 @@ from .base import Backend, Stream, Submission
 from .remote import RemoteArea
 
 _INLINE_LIMIT = 1 << 20  # results up to this size come back inside the poll answer
-_ERROR_BUDGET = 20  # consecutive failed ticks before live jobs are declared LOST
+_ERROR_BUDGET = 300.0  # seconds of failing ticks (daemon restarts...) before jobs are LOST
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class RemoteRunsBackend(Backend):
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
         self.poll_commands = 0  # remote commands issued by the poller (for tests)
+        self.poll_ticks = 0
 
     # -- what a subclass provides --------------------------------------------------------
     @abc.abstractmethod
@@ -145,22 +146,27 @@ class RemoteRunsBackend(Backend):
 
     # -- polling -------------------------------------------------------------------------
     async def _poll_forever(self) -> None:
-        failures = 0
+        failing_since: float | None = None
         while True:
             if not self._runs:
                 self._wake.clear()
                 await self._wake.wait()
+            loop = asyncio.get_running_loop()
+            delay = self._interval()
             try:
                 await self._poll_once()
-                failures = 0
+                failing_since = None
             except (ClusterConnectionError, CommandError, OSError) as error:
-                failures += 1
-                if failures > _ERROR_BUDGET:
+                # A restarting slurmctld or a lost connection: keep trying, slower,
+                # within a bounded budget; nothing is resubmitted.
+                failing_since = failing_since or loop.time()
+                delay = min(self._config.job_poll_interval, 2.0)
+                if loop.time() - failing_since > _ERROR_BUDGET:
                     for run in list(self._runs.values()):
                         self._fail_run(run, JobState.LOST, f"cannot reach the cluster: {error}")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval())
+                await asyncio.wait_for(self._wake.wait(), delay)
 
     def _interval(self) -> float:
         """Quick for young runs, slower for old ones, never above job_poll_interval."""
@@ -172,6 +178,7 @@ class RemoteRunsBackend(Backend):
         runs = list(self._runs.values())
         if not runs:
             return
+        self.poll_ticks += 1
         fates = await self.observe(runs)
         request = {
             "inline_limit": _INLINE_LIMIT,
@@ -199,6 +206,18 @@ class RemoteRunsBackend(Backend):
         if not report.get("exists", True):
             self._fail_run(run, JobState.LOST, "its run directory disappeared from the cluster")
             return
+        files = report.get("elements", {})
+        known: dict[int, Fate] = {}
+        for element in sorted(run.live):
+            fate = fates.get(element) or self.element_fate(
+                run, element, files.get(str(element), {})
+            )
+            if fate is None:
+                continue
+            known[element] = fate
+            state = JobState.RUNNING if fate.state.final else fate.state
+            for task in run.tasks_of(element):  # ids first: results may come in this tick
+                jobs[task].set_state(state, job_id=fate.job_id, reason=fate.reason)
         for key, blob in report.get("results", {}).items():
             task = int(key)
             path = posixpath.join(run.directory, "tasks", f"{task}.result")
@@ -214,21 +233,11 @@ class RemoteRunsBackend(Backend):
                 jobs[task].set_exception(error)
         timeouts = set(report.get("timeouts", []))
         stderr = report.get("stderr", {})
-        files = report.get("elements", {})
-        for element in sorted(run.live):
-            fate = fates.get(element) or self.element_fate(
-                run, element, files.get(str(element), {})
-            )
-            if fate is None:
-                continue
+        for element, fate in known.items():
             if not fate.state.final:
-                for task in run.tasks_of(element):
-                    jobs[task].set_state(fate.state, job_id=fate.job_id, reason=fate.reason)
                 continue
             for task in run.tasks_of(element):
                 if task in run.uncollected:
-                    if fate.job_id:
-                        jobs[task].set_state(JobState.RUNNING, job_id=fate.job_id)
                     run.uncollected.discard(task)
                     self._settle(run, jobs[task], fate, task in timeouts, stderr.get(str(task), ""))
             run.live.discard(element)
