@@ -115,9 +115,9 @@ def status(request: dict[str, Any]) -> dict[str, Any]:
             )
             if ended:
                 log = tails.get(element) or os.path.join(run_dir, "logs", f"{element}.err")
-                stderr[str(task)] = (
-                    _tail(os.path.join(tasks_dir, f"{task}.err")) + _tail(log)
-                )[-TAIL:]
+                stderr[str(task)] = (_tail(os.path.join(tasks_dir, f"{task}.err")) + _tail(log))[
+                    -TAIL:
+                ]
         answer[run_dir] = {
             "exists": os.path.isdir(run_dir),
             "elements": elements,
