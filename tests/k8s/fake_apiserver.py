@@ -511,42 +511,46 @@ class FakeApiServer:
                 watch.queue.put_nowait(item)
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
-        await response.prepare(request)
-        if expired:
-            gone = status_body(
-                410, "Expired", f"too old resource version: {version} ({self.compacted})"
-            )
-            await response.write(_line({"type": "ERROR", "object": gone}))
-            await response.write_eof()
-            return response
-        timeout = float(query.get("timeoutSeconds") or 1800)
         try:
-            async with asyncio.timeout(timeout):
+            await response.prepare(request)
+            if expired:
+                gone = status_body(
+                    410, "Expired", f"too old resource version: {version} ({self.compacted})"
+                )
+                await response.write(_line({"type": "ERROR", "object": gone}))
+            elif not await self._stream(request, response, watch, query):
+                return response  # cut: no orderly end
+            if _true(query.get("allowWatchBookmarks")) and not expired:
+                kind = KINDS[watch.kind.resource]
+                mark = {
+                    "kind": kind.kind,
+                    "apiVersion": kind.api_version,
+                    "metadata": {"resourceVersion": str(self.revision)},
+                }
+                await response.write(_line({"type": "BOOKMARK", "object": mark}))
+            await response.write_eof()
+        except (ConnectionResetError, RuntimeError):
+            pass  # the client went away
+        finally:
+            self._watches.pop(watch, None)
+        return response
+
+    async def _stream(
+        self, request: web.Request, response: web.StreamResponse, watch: _Watch, query: Any
+    ) -> bool:
+        """Send events until timeoutSeconds (True) or until a test drops it (False)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(float(query.get("timeoutSeconds") or 1800)):
                 while True:
                     item = await watch.queue.get()
                     if item is None:  # dropped by the test: cut the connection mid-stream
-                        assert request.transport is not None
-                        request.transport.abort()
-                        return response
+                        if request.transport is not None:
+                            request.transport.abort()
+                        return False
                     rv, event, obj = item
                     await response.write(_line({"type": event, "object": obj}))
                     watch.last_sent = rv
-        except TimeoutError:
-            pass
-        except (ConnectionResetError, RuntimeError):
-            return response
-        finally:
-            self._watches.pop(watch, None)
-        if _true(query.get("allowWatchBookmarks")):
-            kind = KINDS[resource]
-            mark = {
-                "kind": kind.kind,
-                "apiVersion": kind.api_version,
-                "metadata": {"resourceVersion": str(self.revision)},
-            }
-            await response.write(_line({"type": "BOOKMARK", "object": mark}))
-        await response.write_eof()
-        return response
+        return True
 
     def _log(self, namespace: str, name: str, query: dict[str, str]) -> web.Response:
         pod = self.get("pods", namespace, name)

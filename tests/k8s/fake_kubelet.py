@@ -122,9 +122,12 @@ class FakeCluster:
             timer.cancel()
         for process in list(self._processes.values()):
             _kill(process)
-        for task in list(self._kubelets.values()):
+        for process in list(self._processes.values()):
+            await process.wait()  # reaped, so no transport outlives the loop
+        kubelets = list(self._kubelets.values())
+        for task in kubelets:
             task.cancel()
-        await asyncio.gather(*self._kubelets.values(), return_exceptions=True)
+        await asyncio.gather(*kubelets, return_exceptions=True)
 
     # -- reacting to the store -------------------------------------------------------------
     def _changed(self, resource: str, event: str, obj: dict[str, Any]) -> None:
@@ -634,7 +637,12 @@ class FakeCluster:
                 for sub in [path, *path.rglob("*")]:
                     if sub.is_dir():
                         sub.chmod(0o555)
-            mounts[mount["mountPath"]] = str(path)
+            # The container's view: <pod dir>/rootfs/<mountPath> is the volume, so a
+            # translated path ends with the in-pod path.
+            seen_as = directory / "rootfs" / mount["mountPath"].lstrip("/")
+            seen_as.parent.mkdir(parents=True, exist_ok=True)
+            seen_as.symlink_to(path, target_is_directory=True)
+            mounts[mount["mountPath"]] = str(seen_as)
         return mounts
 
     @staticmethod

@@ -21,6 +21,7 @@ import pytest
 from clustrix import (
     Client,
     ConfigError,
+    EnvironmentMismatchError,
     JobCancelledError,
     JobFailedError,
     JobLostError,
@@ -59,6 +60,19 @@ def hog_memory(megabytes: int) -> int:
     block = b"\x01" * (megabytes << 20)  # touches every page
     time.sleep(30)
     return len(block)
+
+
+def where_is_cloudpickle() -> str:
+    import cloudpickle
+
+    return str(cloudpickle.__file__)
+
+
+def talk_then_wait(path: str) -> str:
+    print("started and talking", flush=True)
+    while not Path(path).exists():
+        time.sleep(0.01)
+    return "done"
 
 
 def wait_for_file(path: str, value: int) -> int:
@@ -242,6 +256,38 @@ async def test_chunked_sweep_keeps_each_tasks_output(kube: Kube) -> None:
         assert manifest["spec"]["completions"] == 3
 
 
+async def test_cloudpickle_is_shipped_not_installed(kube: Kube) -> None:
+    async with Client(kube.config()) as client:
+        path = await client.submit(where_is_cloudpickle)
+    # the Secret's copy (mounted at /clustrix/payload), not one installed in the image
+    assert path.endswith("/clustrix/payload/lib/cloudpickle/__init__.py")
+
+
+async def test_cancelling_part_of_a_sweep(kube: Kube, tmp_path: Path) -> None:
+    gate = tmp_path / "go"
+    async with Client(kube.config()) as client:
+        sweep = client.map(wait_for_file, [str(gate)] * 4, range(4), progress=False)
+        await wait_until(lambda: all(j.state is JobState.RUNNING for j in sweep), 120)
+        await sweep[1].cancel()
+        assert sweep[1].state is JobState.CANCELLED
+        if kube.fake is not None:
+            server = kube.fake
+            await server.wait_for(lambda: len(server.items("pods")) == 3)  # its pod only
+        gate.touch()
+        results = await asyncio.gather(*sweep, return_exceptions=True)
+        assert results[0] == 0 and results[2:] == [2, 3]
+        assert isinstance(results[1], JobCancelledError)
+        rest = client.map(sleep_for, [600] * 3, progress=False)
+        await wait_until(lambda: all(j.state is JobState.RUNNING for j in rest), 120)
+        await rest.cancel()  # everything left: ONE delete of the Job
+        assert all(j.state is JobState.CANCELLED for j in rest)
+    if kube.fake is not None:
+        deletes = [r for r in kube.fake.requests if r.method == "DELETE"]
+        assert sum("/pods/" in r.path for r in deletes) == 1
+        name = str(rest[0].job_id).split("/")[0]
+        assert sum(r.path.endswith(f"/jobs/{name}") for r in deletes) == 1
+
+
 # -- fake only: protocol records and fault injection ------------------------------------------
 async def test_max_concurrent_is_parallelism(fake_kube: Kube, tmp_path: Path) -> None:
     server, cluster = fake_kube.server, fake_kube.cluster
@@ -282,6 +328,7 @@ async def test_watch_resumes_after_disconnect_and_relists_after_410(
         # 2. An outage during which pods end and the history is compacted: 410, relist.
         server.watch_outage = True
         server.drop_watches()
+        await server.wait_for(lambda: any(r.status == 503 for r in server.requests))
         first.touch()
         await server.wait_for(lambda: _succeeded(server) == 3)
         server.compact()
@@ -297,11 +344,31 @@ async def test_watch_resumes_after_disconnect_and_relists_after_410(
     assert int(gone[0].query["resourceVersion"]) < server.compacted
     logs = [r.path for r in server.requests if r.path.endswith("/log")]
     assert len(logs) == len(set(logs)) == 6  # no result lost, none read twice
-    assert any(r.status == 503 for r in server.requests)  # the outage was real
 
 
 def _succeeded(server: FakeApiServer) -> int:
     return sum(p["status"].get("phase") == "Succeeded" for p in server.items("pods"))
+
+
+async def test_output_streams_to_the_log_while_running(fake_kube: Kube, tmp_path: Path) -> None:
+    gate = tmp_path / "go"
+    async with Client(fake_kube.config()) as client:
+        job = client.submit(talk_then_wait, str(gate))
+        await wait_until(lambda: job.state is JobState.RUNNING)
+        await fake_kube.server.wait_for(  # type: ignore[union-attr]
+            lambda: any(b"talking" in log for log in fake_kube.server.logs.values())  # type: ignore[union-attr]
+        )
+        assert await job.stdout() == "started and talking\n"
+        gate.touch()
+        assert await job == "done"
+
+
+async def test_python_mismatch_is_an_environment_error(fake_kube: Kube) -> None:
+    # An image whose Python differs: simulated by overriding what the pod expects.
+    config = fake_kube.config(environment_variables={"CLUSTRIX_K8S_PYTHON": "3.99"})
+    async with Client(config) as client:
+        with pytest.raises(EnvironmentMismatchError, match=r"runs Python 3\.11, this client 3\.99"):
+            await client.submit(square, 2)
 
 
 async def test_pod_deleted_alone_is_lost(fake_kube: Kube) -> None:
