@@ -21,6 +21,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from .._exceptions import ConfigError, SerializationError
 from .._options import Resources
 from .._payload import Payload
 from . import k8s_entry
+from .base import Submission
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_KEY = "clustrix.io/key"
@@ -309,3 +311,51 @@ def _merge(base: Any, addition: Any) -> Any:
     if isinstance(base, list) and isinstance(addition, list | tuple):
         return base + list(addition)
     return copy.deepcopy(addition)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a submission creates: the Job, and the Secret once the Job's uid is known."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    files: dict[str, bytes]
+    job: dict[str, Any]
+
+    def secret(self, owner_uid: str) -> dict[str, Any]:
+        return secret_manifest(self.name, self.namespace, self.files, self.labels, owner_uid)
+
+
+def plan(
+    submission: Submission,
+    *,
+    namespace: str,
+    client_id: str,
+    chunksize: int,
+    elements: int,
+    indexed: bool,
+) -> Plan:
+    """Check and build a submission's objects; raises before anything is created."""
+    resources, config = submission.resources, submission.config
+    check_supported(resources, config)
+    files = payload_files(
+        submission.payload,
+        chunksize=chunksize,
+        time_limit=resources.time if chunksize > 1 else None,  # else: the pod's deadline
+    )
+    check_payload_size(files, submission.name)
+    name = job_name(submission.name, submission.key)
+    labels = {LABEL_MANAGED_BY: "clustrix", LABEL_KEY: submission.key, LABEL_CLIENT: client_id}
+    job = job_manifest(
+        name=name,
+        namespace=namespace,
+        function=submission.name,
+        labels=labels,
+        resources=resources,
+        config=config,
+        elements=elements,
+        indexed=indexed,
+        pod_deadline=resources.time * chunksize if resources.time else None,
+    )
+    return Plan(name, namespace, labels, files, job)

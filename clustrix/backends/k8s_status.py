@@ -130,6 +130,13 @@ def job_outcome(job: Mapping[str, Any]) -> tuple[JobState, str, str] | None:
     return None
 
 
+def stuck_hint(reason: str | None) -> str:
+    """What to check when a pod cannot start for `reason`."""
+    if reason in IMAGE_REASONS:
+        return "check k8s_image and k8s_image_pull_secrets"
+    return "check the pod spec given in extra (a missing Secret or ConfigMap?)"
+
+
 def describe(view: PodView, pod: str) -> str:
     """A one-line explanation of how the pod ended, for the task's error."""
     detail = f": {view.message}" if view.message else ""

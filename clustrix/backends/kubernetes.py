@@ -30,7 +30,7 @@ from . import k8s_manifests as manifests
 from .base import Backend, Stream, Submission
 from .k8s_api import ApiError, KubeApi, finish_anyway, guarded
 from .k8s_runs import Element, Run, resolve
-from .k8s_status import IMAGE_REASONS, PodView, completion_index, job_outcome, parse_log, pod_view
+from .k8s_status import PodView, completion_index, job_outcome, parse_log, pod_view, stuck_hint
 
 log = logging.getLogger("clustrix")
 
@@ -95,47 +95,30 @@ class KubernetesBackend(Backend):
 
     # -- submission -------------------------------------------------------------------
     async def submit(self, submission: Submission) -> None:
-        config, resources = submission.config, submission.resources
-        manifests.check_supported(resources, config)
         count = len(submission.jobs)
         chunksize = submission.chunksize or max(1, math.ceil(count / _MAX_ELEMENTS))
         indexed = submission.jobs[0].index is not None
-        files = manifests.payload_files(
-            submission.payload,
-            chunksize=chunksize,
-            time_limit=resources.time if chunksize > 1 else None,  # else: the pod deadline
-        )
-        manifests.check_payload_size(files, submission.name)
         name = manifests.job_name(submission.name, submission.key)
-        labels = {
-            manifests.LABEL_MANAGED_BY: "clustrix",
-            manifests.LABEL_KEY: submission.key,
-            manifests.LABEL_CLIENT: self._client_id,
-        }
         run = Run.plan(submission, name, chunksize, indexed)
-        manifest = manifests.job_manifest(
-            name=name,
+        plan = manifests.plan(
+            submission,
             namespace=self._namespace,
-            function=submission.name,
-            labels=labels,
-            resources=resources,
-            config=config,
+            client_id=self._client_id,
+            chunksize=chunksize,
             elements=len(run.elements),
             indexed=indexed,
-            pod_deadline=resources.time * chunksize if resources.time else None,
         )
         api = await self._connect()
         self._runs[submission.key] = run
         try:
-            created = await api.create_job(self._namespace, manifest)
+            created = await api.create_job(self._namespace, plan.job)
             run.uid = created["metadata"]["uid"]
             run.created_at = asyncio.get_running_loop().time()
-            secret = manifests.secret_manifest(name, self._namespace, files, labels, run.uid)
-            await api.create_secret(self._namespace, secret)
+            await api.create_secret(self._namespace, plan.secret(run.uid))
             await api.resume_job(self._namespace, name)
         except BaseException as error:
             self._runs.pop(submission.key, None)
-            await finish_anyway(self._delete_job(name))  # leave nothing half-submitted
+            await finish_anyway(self._delete("Job", name))  # leave nothing half-submitted
             if isinstance(error, ApiError):
                 raise SubmissionError(
                     f"Kubernetes refused {name} in namespace {self._namespace!r}: "
@@ -202,7 +185,7 @@ class KubernetesBackend(Backend):
             )
         if all(jobs[p].done() for p in element.tasks):  # its tasks were cancelled one by one
             element.settled = True
-            self._spawn(run, self._delete_pod(name))
+            self._spawn(run, self._delete("pod", name))
 
     def _relister(self, kind: str) -> Callable[[list[dict[str, Any]], float], None]:
         """After a (re)list: feed every object, then settle what vanished meanwhile."""
@@ -319,11 +302,8 @@ class KubernetesBackend(Backend):
 
     async def _give_up(self, run: Run, element: Element, view: PodView) -> None:
         """A pod could not start for `pending_grace` seconds: the Job cannot run."""
-        await self._delete_job(run.name)
-        if view.reason in IMAGE_REASONS:
-            hint = "check k8s_image and k8s_image_pull_secrets"
-        else:
-            hint = "check the pod spec given in extra (a missing Secret or ConfigMap?)"
+        await self._delete("Job", run.name)
+        hint = stuck_hint(view.reason)
         for job in run.unfinished():
             job.set_state(job.state, reason=view.reason)
             job.fail(
@@ -339,7 +319,7 @@ class KubernetesBackend(Backend):
         self._forget(run)
         if run.submission.config.cleanup_remote_files and not run.gone:
             run.gone = True
-            task = asyncio.get_running_loop().create_task(self._delete_job(run.name))
+            task = asyncio.get_running_loop().create_task(self._delete("Job", run.name))
             self._cleanups.add(task)
             task.add_done_callback(self._cleanups.discard)
 
@@ -350,17 +330,12 @@ class KubernetesBackend(Backend):
         for job in run.submission.jobs:
             self._where.pop(job, None)
 
-    async def _delete_job(self, name: str) -> None:
+    async def _delete(self, kind: str, name: str) -> None:
+        delete = self._kube.delete_job if kind == "Job" else self._kube.delete_pod
         try:
-            await self._kube.delete_job(self._namespace, name)
+            await delete(self._namespace, name)
         except (ApiError, ClusterConnectionError) as exc:
-            log.warning("could not delete Kubernetes Job %s: %s", name, exc)
-
-    async def _delete_pod(self, name: str) -> None:
-        try:
-            await self._kube.delete_pod(self._namespace, name)
-        except (ApiError, ClusterConnectionError) as exc:
-            log.warning("could not delete pod %s: %s", name, exc)
+            log.warning("could not delete Kubernetes %s %s: %s", kind, name, exc)
 
     # -- cancel, output, close -------------------------------------------------------------
     async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
@@ -382,6 +357,7 @@ class KubernetesBackend(Backend):
             try:
                 await self._kube.delete_job(self._namespace, run.name)
             except ApiError as exc:
+                run.gone = False
                 raise CommandError(
                     f"cancelling {run.name} failed: {exc.message}",
                     argv=[exc.request],
@@ -398,7 +374,7 @@ class KubernetesBackend(Backend):
         for element in run.elements:  # a pod whose tasks are all cancelled is stopped
             if element.pod and not element.settled and all(jobs[p].done() for p in element.tasks):
                 element.settled = True
-                await self._delete_pod(element.pod)
+                await self._delete("pod", element.pod)
         # Elements without a pod yet are stopped when their pod appears (_on_pod).
 
     async def read_output(self, job: Job[Any], stream: Stream) -> str:
