@@ -33,6 +33,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 TAIL = 4000
@@ -77,8 +78,13 @@ def _element(run_dir: str, element: int) -> dict[str, Any]:
     base = os.path.join(run_dir, "elements", str(element))
     pid_text, exit_text = _read(base + ".pid"), _read(base + ".exit")
     pid = int(pid_text) if pid_text and pid_text.isdigit() else None
+    try:
+        started: float | None = os.path.getmtime(base + ".pid")
+    except OSError:
+        started = None
     return {
         "pid": pid,
+        "started": started,
         "alive": bool(pid) and exit_text is None and _alive(pid or 0, run_dir),
         "exit": int(exit_text) if exit_text and exit_text.lstrip("-").isdigit() else None,
         "cancelled": os.path.exists(base + ".cancel"),
@@ -119,6 +125,7 @@ def status(request: dict[str, Any]) -> dict[str, Any]:
                     -TAIL:
                 ]
         answer[run_dir] = {
+            "now": time.time(),
             "exists": os.path.isdir(run_dir),
             "elements": elements,
             "results": results,

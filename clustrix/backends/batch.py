@@ -14,12 +14,19 @@ import asyncio
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .._config import ClusterConfig
 from .._exceptions import ClusterConnectionError, CommandError, SubmissionError
 from .._states import JobState
-from ..schedulers import ArraySpec, BatchResources, Scheduler, get_scheduler, render_script
+from ..schedulers import (
+    ArraySpec,
+    BatchResources,
+    Scheduler,
+    get_scheduler,
+    pbs,
+    render_script,
+)
 from ..schedulers.base import TaskStatus
 from ..transport.base import Transport
 from .base import Submission
@@ -38,8 +45,11 @@ class Part:
     count: int
     master: str
     resources: BatchResources
+    addressable: bool = True  # False: Slurm's Torque wrappers (see clustrix.schedulers.pbs)
 
     def element_id(self, scheduler: Scheduler, element: int) -> str:
+        if not self.addressable and self.resources.array is not None:
+            return f"{self.master}[{element - self.offset}]"  # Torque's notation, for show
         return scheduler.element_job_id(self.master, element - self.offset, self.resources)
 
 
@@ -52,6 +62,9 @@ class BatchBackend(RemoteRunsBackend):
         self.scheduler: Scheduler = get_scheduler(config.cluster_type, dialect)
         self._max_array: int | None = config.max_array_size
         self._missing_since: dict[tuple[str, int], float] = {}
+        self._pbs_dialect: Literal["pro", "torque"] = "pro" if dialect == "pro" else "torque"
+        self._addressable = True
+        self._probed = config.cluster_type != "pbs" or config.pbs_dialect != "auto"
 
     def plan(self, submission: Submission) -> int:
         # Tasks of unknown length are not packed by default (a packed element runs its
@@ -86,10 +99,22 @@ class BatchBackend(RemoteRunsBackend):
             extra={k: str(v) if isinstance(v, float) else v for k, v in resources.extra.items()},
             array=ArraySpec(count, throttle) if array else None,
             sge_pe=self._config.sge_pe,
-            pbs_dialect="pro" if self._config.pbs_dialect == "pro" else "torque",
+            pbs_dialect=self._pbs_dialect,
         )
 
+    async def _probe(self) -> None:
+        """pbs_dialect="auto": ask qstat which PBS this is (once)."""
+        if self._probed:
+            return
+        answer = await self._area.transport.run(pbs.probe_argv(), check=False)
+        flavour = pbs.parse_probe(answer.stdout)
+        self._pbs_dialect = pbs.FLAVOUR_DIALECT[flavour]
+        self.scheduler = get_scheduler("pbs", self._pbs_dialect)
+        self._addressable = pbs.FLAVOUR_ARRAYS[flavour]
+        self._probed = True
+
     async def launch(self, run: Run) -> None:
+        await self._probe()
         limit = await self._array_limit()
         sweep = len(run.submission.jobs) > 1 or run.submission.jobs[0].index is not None
         parts: list[Part] = []
@@ -123,13 +148,14 @@ class BatchBackend(RemoteRunsBackend):
             if master is None:
                 result = await area.transport.run(argv, check=False)
             else:
-                return Part(offset, count, master, resources)
+                return Part(offset, count, master, resources, self._addressable)
         if result.exit_status != 0:
             message = (result.stderr.strip() or result.stdout.strip())[-2000:]
             raise SubmissionError(
                 f"{scheduler.NAME} refused the job: {message}", argv=argv, stderr=message
             )
-        return Part(offset, count, scheduler.parse_submit(result.stdout), resources)
+        master = scheduler.parse_submit(result.stdout)
+        return Part(offset, count, master, resources, self._addressable)
 
     async def _find_submitted(self, run: Run, offset: int) -> str | None:
         """After a lost connection: did the submission reach the scheduler?"""
@@ -150,6 +176,9 @@ class BatchBackend(RemoteRunsBackend):
 
     # -- observing -----------------------------------------------------------------------
     async def observe(self, runs: Sequence[Run]) -> dict[Run, dict[int, Fate]]:
+        if not self._addressable:
+            await self._observe_by_name(runs)
+            return {}
         scheduler, transport = self.scheduler, self._area.transport
         masters = [part.master for run in runs for part in run.native["parts"]]
         result = await transport.run(scheduler.status_argv(masters), check=False)
@@ -188,6 +217,19 @@ class BatchBackend(RemoteRunsBackend):
                         fates.setdefault(run, {})[element] = fate
         return fates
 
+    async def _observe_by_name(self, runs: Sequence[Run]) -> None:
+        """Slurm's Torque wrappers: elements run under ids nobody can predict, so the
+        job name says whether a run still has live jobs; the runner's files say the
+        rest (element_fate)."""
+        result = await self._area.transport.run(pbs.jobs_by_name_argv(), check=False)
+        self.poll_commands += 1
+        by_name = pbs.parse_jobs_by_name(result.stdout)
+        now = self._now()
+        for run in runs:
+            states = by_name.get(run.submission.key, [])
+            live = any(not state.final for state in states)
+            run.native["ended"] = not live and now - run.started > _YOUNG / 3
+
     async def _accounting(self, masters: set[str]) -> dict[str, TaskStatus]:
         argv = self.scheduler.accounting_argv(sorted(masters))
         if argv is None:
@@ -214,16 +256,41 @@ class BatchBackend(RemoteRunsBackend):
 
     def element_fate(self, run: Run, element: int, report: dict[str, Any]) -> Fate | None:
         fate = super().element_fate(run, element, report)
-        if fate is None:
-            return None
         element_id = _part(run, element).element_id(self.scheduler, element)
+        if fate is None:
+            return None if self._addressable else self._fate_from_files(run, element_id, report)
         if fate.exit_code == 0:  # finished normally; the results say the rest
             return Fate(JobState.COMPLETED, element_id, exit_code=0)
         return Fate(fate.state, element_id, exit_code=fate.exit_code)
 
+    def _fate_from_files(self, run: Run, element_id: str, report: dict[str, Any]) -> Fate | None:
+        """No exit file: running (pid file), waiting, or ended without a word."""
+        if not run.native.get("ended"):
+            return Fate(JobState.RUNNING, element_id) if report.get("pid") else None
+        limit = run.submission.resources.time
+        started, now = report.get("started"), report.get("now")
+        if limit and started and now and now - started >= limit * run.chunksize - 1:
+            return Fate(JobState.TIMEOUT, element_id, "killed at its walltime")
+        return Fate(JobState.FAILED, element_id, "the job ended without recording an exit status")
+
     def log_path(self, run: Run, element: int) -> str | None:
         part = _part(run, element)
         return self.scheduler.log_paths(part.resources, part.master, element - part.offset)[1]
+
+    async def _cancel_unaddressable(self, run: Run, elements: Sequence[int]) -> set[int]:
+        """A whole array goes with one qdel; single elements get a cancel marker (they
+        will not start; one already running cannot be reached through the wrappers)."""
+        whole = [
+            p
+            for p in run.native["parts"]
+            if set(range(p.offset, p.offset + p.count)) & run.live <= set(elements)
+        ]
+        if whole:
+            argv = self.scheduler.cancel_argv([p.master for p in whole])
+            await self._area.transport.run(argv, check=False)
+        request = {"runs": [{"dir": run.directory, "elements": list(elements)}]}
+        answer = await self._area.agent_call("cancel", request)
+        return set(answer.get("prevented", {}).get(run.directory, []))
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -235,6 +302,8 @@ class BatchBackend(RemoteRunsBackend):
     async def cancel_elements(self, run: Run, elements: Sequence[int]) -> set[int]:
         if not elements:
             return set()
+        if not self._addressable:
+            return await self._cancel_unaddressable(run, elements)
         parts: list[Part] = run.native["parts"]
         ids = []
         for part in parts:

@@ -207,6 +207,8 @@ class RemoteRunsBackend(Backend):
             self._fail_run(run, JobState.LOST, "its run directory disappeared from the cluster")
             return
         files = report.get("elements", {})
+        for entry in files.values():
+            entry.setdefault("now", report.get("now"))
         known: dict[int, Fate] = {}
         for element in sorted(run.live):
             fate = fates.get(element) or self.element_fate(

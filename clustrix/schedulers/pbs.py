@@ -306,3 +306,26 @@ class PbsScheduler:
 
 PRO = PbsScheduler("pro")
 TORQUE = PbsScheduler("torque")
+
+
+def jobs_by_name_argv() -> list[str]:
+    """Every job ``qstat -f`` knows, as ``ID NAME STATE`` lines (one command for all).
+
+    For Slurm's Torque wrappers, whose array elements run under unpredictable ids:
+    the job name (clustrix's key) is what ties them to their submission.
+    """
+    script = (
+        'qstat -f 2>/dev/null | awk \'/^Job Id:/ {id = $3} $1 == "Job_Name" {name = $3} '
+        '$1 == "job_state" {print id, name, $3}\'; exit 0'
+    )
+    return ["sh", "-c", script]
+
+
+def parse_jobs_by_name(stdout: str) -> dict[str, list[JobState]]:
+    """States of the jobs carrying each name (unknown letters count as QUEUED)."""
+    found: dict[str, list[JobState]] = {}
+    for line in stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            found.setdefault(fields[1], []).append(STATE_MAP.get(fields[2], JobState.QUEUED))
+    return found

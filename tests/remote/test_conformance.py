@@ -1,7 +1,7 @@
-"""One conformance suite over every backend that runs here: local, ssh, slurm, sge.
+"""One conformance suite over every backend: local, ssh, slurm, pbs, sge.
 
-The remote ones run against the lab's real OpenSSH, slurmctld/slurmd and Grid Engine
-(tests/lab/up.sh). The PBS backend is not in this list yet (see the issue tracker).
+The remote ones run against the lab's real OpenSSH, slurmctld/slurmd, Grid Engine and
+Slurm's Torque/PBS wrappers (tests/lab/up.sh; PBS on its own sshd port).
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from clustrix import (
 
 from .conftest import as_lab_user, ssh_config
 
-BACKENDS = ["local", "ssh", "slurm", "sge"]
-SCHEDULERS = ["slurm", "sge"]
+BACKENDS = ["local", "ssh", "slurm", "pbs", "sge"]
+SCHEDULERS = ["slurm", "pbs", "sge"]
 
 
 def config_for(kind: str, lab: dict[str, Any], remote_dir: str, **fields: Any) -> ClusterConfig:
     if kind == "local":
         return ClusterConfig(cluster_type="local", **fields)
+    fields.setdefault("cluster_port", lab["ports"][kind])
     return ssh_config(lab, remote_dir, cluster_type=kind, job_poll_interval=1, **fields)
 
 
@@ -76,7 +77,7 @@ async def test_exception_type_travels(backend: ClusterConfig) -> None:
 
 def submissions_recorded(kind: str, lab: dict[str, Any], key: str) -> set[str]:
     """Master job ids the scheduler itself recorded for job name `key`."""
-    if kind == "slurm":
+    if kind in ("slurm", "pbs"):  # the lab's PBS is Slurm's wrappers: Slurm keeps records
         out = as_lab_user(lab, "sacct", "-X", "-n", "-P", f"--name={key}", "-o", "JobID").stdout
         return {line.split("_")[0] for line in out.split()}
     out = as_lab_user(lab, "qacct", "-j", key).stdout
@@ -99,7 +100,7 @@ async def test_a_100_task_sweep_is_one_submission(
         await asyncio.sleep(0.2)
     assert len(recorded) == 1, recorded
     master = recorded.pop()
-    separator = "_" if kind == "slurm" else "."
+    separator = {"slurm": "_", "pbs": "[", "sge": "."}[kind]
     assert all(str(i).startswith(f"{master}{separator}") for i in ids)
 
 
@@ -127,6 +128,9 @@ async def test_cancel_ends_the_job_on_the_cluster(
         assert state.stdout.strip() in ("", "CANCELLED")
     if backend.cluster_type == "sge":
         assert as_lab_user(lab, "qstat", "-j", str(job.job_id)).returncode != 0
+    if backend.cluster_type == "pbs":
+        state = as_lab_user(lab, "squeue", "-h", "-t", "all", "-j", str(job.job_id), "-o", "%T")
+        assert state.stdout.strip() in ("", "CANCELLED")
 
 
 async def test_walltime_exceeded_is_timeout_on_every_backend(
@@ -152,6 +156,7 @@ async def test_walltime_exceeded_is_timeout_on_every_backend(
     ("kind", "queue", "message"),
     [
         ("slurm", "nosuch", "Invalid partition name specified"),
+        ("pbs", "nosuch", "Invalid partition name specified"),
         ("sge", "nosuch", "nosuch"),
     ],
 )
@@ -171,7 +176,7 @@ async def test_rejected_submission_leaves_nothing_behind(
 async def test_poller_commands_per_tick_do_not_grow_with_jobs(
     kind: str, lab: dict[str, Any], remote_dir: str
 ) -> None:
-    hold = {"hold": None} if kind == "slurm" else {"h": None}
+    hold = {"hold": None} if kind == "slurm" else {"h": None}  # sbatch --hold / qsub -h
     async with Client(config_for(kind, lab, remote_dir)) as client:
         backend = None
 

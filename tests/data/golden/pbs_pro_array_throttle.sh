@@ -26,6 +26,10 @@ clustrix_exit() {
 }
 
 cd "$RUN_DIR" || { echo "clustrix: cannot enter the run directory $RUN_DIR" >&2; exit 97; }
+# Record that this element started (its pid, on whichever node runs it), and do not
+# start at all if clustrix cancelled it meanwhile.
+echo "$$" >"$RUN_DIR/elements/$ELEMENT.pid"
+if [ -e "$RUN_DIR/elements/$ELEMENT.cancel" ]; then clustrix_exit 130; fi
 
 "$PYTHON" "$RUNNER" run "$RUN_DIR" --element "$ELEMENT"
 clustrix_exit "$?"
