@@ -24,7 +24,7 @@ from kubernetes_asyncio import client as kclient
 from kubernetes_asyncio import config as kconfig
 
 from .._config import ClusterConfig
-from .._exceptions import ClusterConnectionError, ConfigError
+from .._exceptions import ClusterConnectionError, CommandError, ConfigError, SubmissionError
 from .._tasks import TaskSet
 
 log = logging.getLogger("clustrix")
@@ -32,6 +32,7 @@ P = ParamSpec("P")
 
 EventHandler = Callable[[str, dict[str, Any]], None]
 RelistHandler = Callable[[list[dict[str, Any]], float], None]
+ErrorHandler = Callable[["ApiError"], None]
 
 _TIMEOUT = (30.0, 120.0)  # (connect, read) seconds of an ordinary request
 _WATCH_SECONDS = 240  # the server ends a watch after this; it is resumed at once
@@ -141,7 +142,10 @@ class KubeApi:
         return {"_preload_content": False, "_request_timeout": _TIMEOUT}
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        call = self.batch.create_namespaced_job(namespace, body, **self._opts())
+        # Strict: a misspelt field in `extra` is refused, not silently dropped.
+        call = self.batch.create_namespaced_job(
+            namespace, body, field_validation="Strict", **self._opts()
+        )
         return await self._json(f"POST job {body['metadata']['name']}", call)
 
     async def resume_job(self, namespace: str, name: str) -> dict[str, Any]:
@@ -218,9 +222,40 @@ class KubeApi:
         selector: str,
         on_event: EventHandler,
         on_relist: RelistHandler,
+        on_refused: ErrorHandler,
     ) -> ResourceWatch:
         lister = self.batch.list_namespaced_job if kind == "jobs" else self.core.list_namespaced_pod
-        return ResourceWatch(self, kind, lister, namespace, selector, on_event, on_relist)
+        watch = ResourceWatch(self, kind, lister, namespace, selector, on_event, on_relist)
+        watch.on_refused = on_refused
+        return watch
+
+
+def command_error(error: ApiError, message: str) -> CommandError:
+    """`error` as the clustrix error of a failed API call (HTTP status as exit status)."""
+    return CommandError(
+        f"{message}: {error.message or error.reason}",
+        argv=[error.request],
+        exit_status=error.status,
+        stderr=error.message,
+    )
+
+
+def submission_error(error: ApiError, name: str, namespace: str) -> SubmissionError:
+    return SubmissionError(
+        f"Kubernetes refused {name} in namespace {namespace!r}: {error.message or error.reason}",
+        argv=[error.request],
+        stderr=error.message,
+    )
+
+
+def refusal_error(error: ApiError, namespace: str, job: str) -> CommandError:
+    """The error of a task whose status the API server refuses to show (RBAC)."""
+    return command_error(
+        error,
+        f"Kubernetes refused to {error.request.lower()} in namespace {namespace!r} (clustrix "
+        "needs get/list/watch on pods and jobs, get on pods/log, create/patch/delete on jobs "
+        f"and create on secrets; the Job {job} may still run)",
+    )
 
 
 def _api_error(status: int, body: bytes, what: str) -> ApiError:
@@ -237,8 +272,11 @@ class ResourceWatch:
     After a disconnect it resumes from the last resourceVersion it saw; when the
     server says that version is gone (410, as an HTTP status or an ERROR event) it
     lists again, hands the fresh list to `on_relist` and watches from there. Events
-    and lists are handed over synchronously, in order.
+    and lists are handed over synchronously, in order. A refusal (401/403: missing
+    RBAC rights) goes to `on_refused`; the watch keeps retrying, slowly.
     """
+
+    on_refused: ErrorHandler | None = None
 
     def __init__(
         self,
@@ -256,8 +294,8 @@ class ResourceWatch:
         self._lister = lister
         self._namespace = namespace
         self._selector = selector
-        self._on_event = on_event
-        self._on_relist = on_relist
+        self._on_event = guarded(on_event)
+        self._on_relist = guarded(on_relist)
 
     async def run(self) -> None:
         delay = _BACKOFF[0]
@@ -279,13 +317,12 @@ class ResourceWatch:
                 log.info("watch of %s expired (410 Gone); listing again", self.kind)
                 self.resource_version = None
                 continue
-            except (
-                ClusterConnectionError,
-                ApiError,
-                aiohttp.ClientError,
-                ValueError,
-                OSError,
-            ) as exc:
+            except ApiError as exc:
+                log.warning("watch of %s refused (%s); retrying", self.kind, exc)
+                if exc.status in (401, 403) and self.on_refused is not None:
+                    guarded(self.on_refused)(exc)
+                    delay = _BACKOFF[1]
+            except (ClusterConnectionError, aiohttp.ClientError, OSError, ValueError) as exc:
                 log.warning("watch of %s interrupted (%s); resuming", self.kind, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _BACKOFF[1])

@@ -19,7 +19,7 @@ from .._payload import decode_result
 from .._states import JobState
 from .base import Submission
 from .k8s_manifests import default_image
-from .k8s_status import PodLog, PodView, describe
+from .k8s_status import PodLog, PodView, describe, stuck_hint
 
 OUTPUT_KEEP = 1 << 20  # characters of a finished task's output kept for stdout()
 
@@ -150,3 +150,31 @@ def resolve(
                 exit_code=view.exit_code,
                 stderr_tail=output[-4000:],
             )
+
+
+def fail_unsettled(run: Run, state: JobState, reason: str, message: str) -> None:
+    """The Job ended (`reason`) but these elements' pods were never seen to end."""
+    detail = f": {message}" if message else ""
+    for element in run.elements:
+        if element.settled:
+            continue
+        element.settled = True
+        for position in element.tasks:
+            job = run.submission.jobs[position]
+            job.set_state(job.state, job_id=element.job_id, reason=reason)
+            job.fail(
+                JobState.LOST if state is JobState.COMPLETED else state,
+                f"its Kubernetes Job {run.name} ended ({reason}) with no result for this "
+                f"task{detail}",
+            )
+
+
+def fail_stuck(run: Run, element: Element, view: PodView, grace: float) -> None:
+    """A pod could not start for `grace` seconds (image pull, bad config): fail the run."""
+    for job in run.unfinished():
+        job.set_state(job.state, reason=view.reason)
+        job.fail(
+            JobState.FAILED,
+            f"the pod {element.pod} could not start for {grace:g} s: {view.reason}: "
+            f"{view.message}; {stuck_hint(view.reason)}",
+        )

@@ -22,15 +22,22 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .._config import ClusterConfig
-from .._exceptions import ClusterConnectionError, CommandError, SubmissionError
+from .._exceptions import ClusterConnectionError, CommandError
 from .._job import Job
 from .._states import JobState
 from .._tasks import TaskSet
 from . import k8s_manifests as manifests
 from .base import Backend, Stream, Submission
-from .k8s_api import ApiError, KubeApi, finish_anyway, guarded
-from .k8s_runs import Element, Run, resolve
-from .k8s_status import PodView, completion_index, job_outcome, parse_log, pod_view, stuck_hint
+from .k8s_api import (
+    ApiError,
+    KubeApi,
+    command_error,
+    finish_anyway,
+    refusal_error,
+    submission_error,
+)
+from .k8s_runs import Element, Run, fail_stuck, fail_unsettled, resolve
+from .k8s_status import PodView, completion_index, job_outcome, parse_log, pod_view
 
 log = logging.getLogger("clustrix")
 
@@ -64,6 +71,7 @@ class KubernetesBackend(Backend):
         self._api: KubeApi | None = None
         self._connecting: asyncio.Lock | None = None
         self._log_reads: asyncio.Semaphore | None = None
+        self._refusal: ApiError | None = None  # the watch's last 401/403, until a list works
         self._runs: dict[str, Run] = {}  # by submission key (the pods' label)
         self._where: dict[Job[Any], Run] = {}
         self._output: weakref.WeakKeyDictionary[Job[Any], str] = weakref.WeakKeyDictionary()
@@ -82,8 +90,9 @@ class KubernetesBackend(Backend):
                         kind,
                         self._namespace,
                         selector,
-                        guarded(on_event),
-                        guarded(self._relister(kind)),
+                        on_event,
+                        self._relister(kind),
+                        self._refused,
                     )
                     self._tasks.spawn(watch.run(), name=f"k8s-watch-{kind}")
             return self._api
@@ -120,12 +129,7 @@ class KubernetesBackend(Backend):
             self._runs.pop(submission.key, None)
             await finish_anyway(self._delete("Job", name))  # leave nothing half-submitted
             if isinstance(error, ApiError):
-                raise SubmissionError(
-                    f"Kubernetes refused {name} in namespace {self._namespace!r}: "
-                    f"{error.message or error.reason}",
-                    argv=[error.request],
-                    stderr=error.message,
-                ) from None
+                raise submission_error(error, name, self._namespace) from None
             raise
         for element in run.elements:
             for position in element.tasks:
@@ -133,6 +137,8 @@ class KubernetesBackend(Backend):
                 self._where[job] = run
                 if job.state is JobState.PENDING:  # the watch may have been faster
                     job.set_state(JobState.QUEUED, job_id=element.job_id)
+        if self._refusal is not None:  # the watch was refused before this run existed
+            self._refused(self._refusal)
         cancelled = [job for job in submission.jobs if job.cancel_requested]
         if cancelled:
             await self._cancel_in_run(run, cancelled)
@@ -191,6 +197,7 @@ class KubernetesBackend(Backend):
         """After a (re)list: feed every object, then settle what vanished meanwhile."""
 
         def relist(items: list[dict[str, Any]], started: float) -> None:
+            self._refusal = None  # listing works (again)
             handler = self._on_job if kind == "jobs" else self._on_pod
             seen = {item["metadata"]["name"] for item in items}
             for item in items:
@@ -206,6 +213,14 @@ class KubernetesBackend(Backend):
                         self._settle(run, element, element.view or PodView(JobState.LOST), True)
 
         return relist
+
+    def _refused(self, error: ApiError) -> None:
+        """The API server refuses to show us our objects: no job could ever end."""
+        self._refusal = error
+        for run in list(self._runs.values()):
+            for job in run.unfinished():
+                job.set_exception(refusal_error(error, self._namespace, run.name))
+            self._forget(run)
 
     def _spawn(self, run: Run, work: Coroutine[Any, Any, None]) -> None:
         if self._tasks.closed:
@@ -271,19 +286,7 @@ class KubernetesBackend(Backend):
             for pod in pods:
                 self._on_pod("MODIFIED", pod)
             await self._drain(run)
-        detail = f": {message}" if message else ""
-        for element in run.elements:
-            if element.settled:
-                continue
-            element.settled = True
-            for position in element.tasks:
-                job = run.submission.jobs[position]
-                job.set_state(job.state, job_id=element.job_id, reason=reason)
-                job.fail(
-                    JobState.LOST if state is JobState.COMPLETED else state,
-                    f"its Kubernetes Job {run.name} ended ({reason}) with no result for "
-                    f"this task{detail}",
-                )
+        fail_unsettled(run, state, reason, message)
         self._maybe_finish(run)
 
     async def _drain(self, run: Run) -> None:
@@ -303,14 +306,7 @@ class KubernetesBackend(Backend):
     async def _give_up(self, run: Run, element: Element, view: PodView) -> None:
         """A pod could not start for `pending_grace` seconds: the Job cannot run."""
         await self._delete("Job", run.name)
-        hint = stuck_hint(view.reason)
-        for job in run.unfinished():
-            job.set_state(job.state, reason=view.reason)
-            job.fail(
-                JobState.FAILED,
-                f"the pod {element.pod} could not start for {self.pending_grace:g} s: "
-                f"{view.reason}: {view.message}; {hint}",
-            )
+        fail_stuck(run, element, view, self.pending_grace)
         self._forget(run)
 
     def _maybe_finish(self, run: Run) -> None:
@@ -358,12 +354,7 @@ class KubernetesBackend(Backend):
                 await self._kube.delete_job(self._namespace, run.name)
             except ApiError as exc:
                 run.gone = False
-                raise CommandError(
-                    f"cancelling {run.name} failed: {exc.message}",
-                    argv=[exc.request],
-                    exit_status=exc.status,
-                    stderr=exc.message,
-                ) from None
+                raise command_error(exc, f"cancelling {run.name} failed") from None
             for job in remaining:
                 job.fail(JobState.CANCELLED, f"cancelled; its Kubernetes Job {run.name} deleted")
             self._forget(run)

@@ -169,6 +169,7 @@ class FakeApiServer:
         self.recorders: list[Callable[[str, str, dict[str, Any]], None]] = []
         self.on_pod_delete: Callable[[dict[str, Any]], bool] | None = None
         self.watch_outage = False
+        self.forbidden: set[tuple[str, str]] = set()  # (verb, resource) refused with 403
         self._watches: dict[_Watch, web.BaseRequest] = {}
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -420,12 +421,15 @@ class FakeApiServer:
         resource = rest[0]
         if resource not in KINDS or KINDS[resource].group != group:
             raise ApiStatus(404, "NotFound", "the server could not find the requested resource")
+        self._authorize(request.method, record.watch, resource, rest, namespace)
         if len(rest) == 1:
             if request.method == "GET":
                 if record.watch:
                     return await self._watch(request, resource, namespace, query)
                 return web.json_response(self._list(resource, namespace, query))
             if request.method == "POST" and namespace is not None:
+                if _strict(query) and resource == "jobs":
+                    _check_fields(body or {})
                 obj = self.create(resource, namespace, body or {})
                 return web.json_response(obj, status=201)
             raise ApiStatus(405, "MethodNotAllowed", "method not allowed")
@@ -454,6 +458,25 @@ class FakeApiServer:
                 patched["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
             return web.json_response(self.update(resource, patched))
         raise ApiStatus(405, "MethodNotAllowed", "method not allowed")
+
+    def _authorize(
+        self, method: str, watch: bool, resource: str, rest: list[str], namespace: str | None
+    ) -> None:
+        """RBAC, as far as tests need it: refuse the (verb, resource) pairs in `forbidden`."""
+        if len(rest) == 1:
+            verb = {"GET": "watch" if watch else "list", "POST": "create"}.get(method, "")
+        else:
+            verb = {"GET": "get", "DELETE": "delete", "PATCH": "patch"}.get(method, "")
+            resource = "pods/log" if rest[2:] == ["log"] else resource
+        if (verb, resource) in self.forbidden:
+            group = KINDS[resource.split("/")[0]].group
+            raise ApiStatus(
+                403,
+                "Forbidden",
+                f'{resource} is forbidden: User "system:serviceaccount:default:fake" cannot '
+                f'{verb} resource "{resource}" in API group "{group}" in the namespace '
+                f'"{namespace}"',
+            )
 
     def _api_versions(self, request: web.Request) -> dict[str, Any]:
         host = request.host
@@ -571,6 +594,104 @@ class FakeApiServer:
         if query.get("tailLines"):
             text = b"".join(text.splitlines(keepends=True)[-int(query["tailLines"]) :])
         return web.Response(body=text, content_type="text/plain")
+
+
+# Field names of the objects clustrix sends, for fieldValidation=Strict (API reference v1.32).
+_POD_SPEC_FIELDS = frozenset(
+    [
+        "activeDeadlineSeconds",
+        "affinity",
+        "automountServiceAccountToken",
+        "containers",
+        "dnsConfig",
+        "dnsPolicy",
+        "enableServiceLinks",
+        "ephemeralContainers",
+        "hostAliases",
+        "hostIPC",
+        "hostNetwork",
+        "hostPID",
+        "hostUsers",
+        "hostname",
+        "imagePullSecrets",
+        "initContainers",
+        "nodeName",
+        "nodeSelector",
+        "os",
+        "overhead",
+        "preemptionPolicy",
+        "priority",
+        "priorityClassName",
+        "readinessGates",
+        "resourceClaims",
+        "resources",
+        "restartPolicy",
+        "runtimeClassName",
+        "schedulerName",
+        "schedulingGates",
+        "securityContext",
+        "serviceAccount",
+        "serviceAccountName",
+        "setHostnameAsFQDN",
+        "shareProcessNamespace",
+        "subdomain",
+        "terminationGracePeriodSeconds",
+        "tolerations",
+        "topologySpreadConstraints",
+        "volumes",
+    ]
+)
+_CONTAINER_FIELDS = frozenset(
+    [
+        "args",
+        "command",
+        "env",
+        "envFrom",
+        "image",
+        "imagePullPolicy",
+        "lifecycle",
+        "livenessProbe",
+        "name",
+        "ports",
+        "readinessProbe",
+        "resizePolicy",
+        "resources",
+        "restartPolicy",
+        "securityContext",
+        "startupProbe",
+        "stdin",
+        "stdinOnce",
+        "terminationMessagePath",
+        "terminationMessagePolicy",
+        "tty",
+        "volumeDevices",
+        "volumeMounts",
+        "workingDir",
+    ]
+)
+
+
+def _strict(query: dict[str, str]) -> bool:
+    return query.get("fieldValidation") == "Strict"
+
+
+def _check_fields(job: dict[str, Any]) -> None:
+    """fieldValidation=Strict: unknown fields of the pod template are a 400."""
+    spec = job.get("spec", {}).get("template", {}).get("spec", {})
+    unknown = [f"spec.template.spec.{k}" for k in spec if k not in _POD_SPEC_FIELDS]
+    for i, container in enumerate(spec.get("containers", [])):
+        unknown += [
+            f"spec.template.spec.containers[{i}].{k}"
+            for k in container
+            if k not in _CONTAINER_FIELDS
+        ]
+    if unknown:
+        fields = ", ".join(f'unknown field "{u}"' for u in unknown)
+        raise ApiStatus(
+            400,
+            "BadRequest",
+            f'Job in version "v1" cannot be handled as a Job: strict decoding error: {fields}',
+        )
 
 
 def _true(value: str | None) -> bool:

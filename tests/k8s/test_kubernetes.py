@@ -20,6 +20,7 @@ import pytest
 
 from clustrix import (
     Client,
+    CommandError,
     ConfigError,
     EnvironmentMismatchError,
     JobCancelledError,
@@ -29,6 +30,7 @@ from clustrix import (
     JobState,
     JobTimeoutError,
     SerializationError,
+    SubmissionError,
 )
 from clustrix.backends.k8s_manifests import LABEL_KEY
 
@@ -483,6 +485,27 @@ async def test_unsupported_options_are_refused_before_submission(fake_kube: Kube
         with pytest.raises(ConfigError, match="containers"):
             await client.options(extra={"containers": []}).submit(square, 1)
     assert not server.posts("/jobs")
+
+
+async def test_a_misspelt_extra_field_is_refused_by_the_server(fake_kube: Kube) -> None:
+    server = fake_kube.server
+    assert server is not None
+    async with Client(fake_kube.config()) as client:
+        with pytest.raises(SubmissionError, match=r'unknown field "spec\.template\.spec\.qos"'):
+            await client.options(extra={"qos": "debug"}).submit(square, 1)
+    (post,) = server.posts("/jobs")
+    assert post.query.get("fieldValidation") == "Strict" and post.status == 400
+    assert not server.items("jobs") and not server.posts("/secrets")
+
+
+async def test_missing_rbac_rights_fail_the_jobs_clearly(fake_kube: Kube) -> None:
+    server = fake_kube.server
+    assert server is not None
+    server.forbidden = {("list", "pods"), ("watch", "pods")}
+    async with Client(fake_kube.config()) as client:
+        with pytest.raises(CommandError, match="cannot list resource") as info:
+            await client.submit(square, 1)
+        assert info.value.exit_status == 403 and "watch on pods" in str(info.value)
 
 
 async def test_an_index_pod_label_carries_the_index(fake_kube: Kube) -> None:
