@@ -21,8 +21,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
 import inspect
 import json
@@ -71,6 +69,8 @@ def _outcome(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
     try:
         value = fn(*args, **kwargs)
         if inspect.iscoroutine(value):  # an `async def` task runs on its own event loop
+            import asyncio  # only then: importing it costs more than the rest of the runner
+
             value = asyncio.run(value)
         return {"ok": True, "value": value}
     except SystemExit as exc:  # sys.exit() in a task ends the task, not the runner
@@ -211,18 +211,27 @@ def _serve(run: Run) -> int:
     return 0
 
 
+USAGE = "usage: _runner.py run RUN_DIR [--element E] | _runner.py serve RUN_DIR"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="clustrix-runner")
-    parser.add_argument("mode", choices=("run", "serve"))
-    parser.add_argument("run_dir")
-    parser.add_argument("--element", type=int, default=0)
-    options = parser.parse_args(argv)
+    # No argparse: every array element pays the runner's start-up time.
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) not in (2, 4) or args[0] not in ("run", "serve"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    element = 0
+    if len(args) == 4:
+        if args[2] != "--element" or not args[3].isdigit():
+            print(USAGE, file=sys.stderr)
+            return 2
+        element = int(args[3])
     os.environ[IN_JOB_ENV] = "1"
-    run = Run(options.run_dir)
-    if options.mode == "serve":
+    run = Run(args[1])
+    if args[0] == "serve":
         return _serve(run)
     size, count = run.spec["chunksize"], run.spec["count"]
-    for index in range(options.element * size, min((options.element + 1) * size, count)):
+    for index in range(element * size, min((element + 1) * size, count)):
         run.run_task(index)
     return 0
 
