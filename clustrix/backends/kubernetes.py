@@ -131,7 +131,7 @@ class KubernetesBackend(Backend):
             if isinstance(error, ApiError):
                 raise submission_error(error, name, self._namespace) from None
             raise
-        for element in run.elements:
+        for element in run.elements if self._runs.get(submission.key) is run else ():
             for position in element.tasks:
                 job = submission.jobs[position]
                 self._where[job] = run
@@ -252,6 +252,8 @@ class KubernetesBackend(Backend):
                     return await self._kube.pod_log(self._namespace, pod, manifests.CONTAINER)
                 except (ApiError, ClusterConnectionError) as exc:
                     log.warning("reading the log of pod %s failed: %s", pod, exc)
+                    if isinstance(exc, ApiError) and exc.status < 500:
+                        return None  # e.g. the container never started: nothing to retry
                     await asyncio.sleep(0.2 * 2**attempt)
         return None
 
