@@ -14,7 +14,9 @@ log::
 
 A result larger than ``CLUSTRIX_K8S_RESULT_LIMIT`` is replaced by
 ``::clustrix:: task I too-large <bytes> <limit>``; a Python whose major.minor differs
-from the client's prints ``::clustrix:: python-mismatch <here> <expected>``.
+from the client's prints ``::clustrix:: python-mismatch <here> <expected>``. With
+``CLUSTRIX_K8S_TASK_TIME`` (chunked elements) a task running longer prints
+``::clustrix:: task I timeout <seconds>`` and the container exits 124.
 """
 
 from __future__ import annotations
@@ -24,9 +26,16 @@ import json
 import os
 import stat
 import sys
+import threading
 
 MARK = "::clustrix::"
 MISMATCH_EXIT = 3
+TIMEOUT_EXIT = 124  # as the runner's own time limit exits
+
+
+def _expire(out: int, index: int, seconds: int) -> None:
+    _say(out, f"\n{MARK} task {index} timeout {seconds}\n")
+    os._exit(TIMEOUT_EXIT)  # the whole container ends; its exit code says why
 
 
 def _say(fd: int, text: str) -> None:
@@ -81,13 +90,20 @@ def main() -> int:
     size, count = spec["chunksize"], spec["count"]
     limit = int(os.environ.get("CLUSTRIX_K8S_RESULT_LIMIT", "4194304"))
     live = _streams_by_path(out, err)
+    task_time = int(os.environ.get("CLUSTRIX_K8S_TASK_TIME", "0"))  # set for chunked runs
     for index in range(element * size, min((element + 1) * size, count)):
         base = os.path.join(run.tasks_dir, str(index))
         if live:
             os.symlink(f"/proc/self/fd/{out}", base + ".out")
             os.symlink(f"/proc/self/fd/{err}", base + ".err")
         _say(out, f"{MARK} task {index} begin\n")
+        timer = threading.Timer(task_time, _expire, (out, index, task_time)) if task_time else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         run.run_task(index)
+        if timer is not None:
+            timer.cancel()
         if not live:
             for suffix, fd in ((".out", out), (".err", err)):
                 with open(base + suffix, "rb") as handle:

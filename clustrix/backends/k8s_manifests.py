@@ -92,12 +92,14 @@ def _support_files() -> tuple[tuple[str, bytes], ...]:
     return tuple(files)
 
 
-def payload_files(payload: Payload, *, chunksize: int, time_limit: int | None) -> dict[str, bytes]:
+def payload_files(payload: Payload, *, chunksize: int) -> dict[str, bytes]:
     """Every file of the Secret, by its path below the mount point."""
     files = dict(_support_files())
     files["function.pkl"] = payload.function
     files["args.bin"] = payload.args_blob()
-    files["spec.json"] = payload.spec_json(chunksize, time_limit=time_limit)
+    # No runner time limit: its watchdog kills its own process group, which inside a
+    # pod is the container; time is enforced by the pod deadline and the entry point.
+    files["spec.json"] = payload.spec_json(chunksize, time_limit=None)
     return files
 
 
@@ -188,7 +190,7 @@ def job_manifest(
     config: ClusterConfig,
     elements: int,
     indexed: bool,
-    pod_deadline: int | None,
+    chunksize: int = 1,
 ) -> dict[str, Any]:
     """The Job, created suspended (`spec.suspend`); extra is merged into its pod."""
     env = [
@@ -224,8 +226,11 @@ def job_manifest(
             {"name": "clustrix-work", "emptyDir": {}},
         ],
     }
-    if pod_deadline:
-        pod["activeDeadlineSeconds"] = pod_deadline
+    if resources.time and chunksize == 1:
+        pod["activeDeadlineSeconds"] = resources.time
+    elif resources.time:  # the entry point times each task; the deadline is a backstop
+        env.append({"name": "CLUSTRIX_K8S_TASK_TIME", "value": str(resources.time)})
+        pod["activeDeadlineSeconds"] = resources.time * chunksize + 60
     if config.k8s_service_account:
         pod["serviceAccountName"] = config.k8s_service_account
     if config.k8s_image_pull_secrets:
@@ -342,7 +347,6 @@ def plan(
     files = payload_files(
         submission.payload,
         chunksize=chunksize,
-        time_limit=resources.time if chunksize > 1 else None,  # else: the pod's deadline
     )
     check_payload_size(files, submission.name)
     name = job_name(submission.name, submission.key)
@@ -356,6 +360,6 @@ def plan(
         config=config,
         elements=elements,
         indexed=indexed,
-        pod_deadline=resources.time * chunksize if resources.time else None,
+        chunksize=chunksize,
     )
     return Plan(name, namespace, labels, files, job)

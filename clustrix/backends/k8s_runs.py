@@ -135,6 +135,13 @@ def resolve(
                     "truncated or corrupted; it was never unpickled"
                 )
             )
+        elif part is not None and part.timeout is not None:
+            job.fail(
+                JobState.TIMEOUT,
+                f"it ran longer than its time limit of {part.timeout} s",
+                exit_code=view.exit_code,
+                stderr_tail=output[-4000:],
+            )
         elif fallback is not None:
             job.fail(fallback[0], fallback[1], stderr_tail=output[-4000:])
         elif view.state is JobState.COMPLETED:
@@ -144,9 +151,10 @@ def resolve(
                 "the pod deleted, or its log rotated?)",
             )
         else:
+            never = "" if part is not None else "it never started: "
             job.fail(
                 view.state,
-                describe(view, pod),
+                never + describe(view, pod),
                 exit_code=view.exit_code,
                 stderr_tail=output[-4000:],
             )

@@ -157,6 +157,7 @@ class TaskLog:
     result: bytes | None = None
     too_large: tuple[int, int] | None = None
     corrupt: bool = False
+    timeout: int | None = None  # seconds, if the entry point stopped it at its limit
 
 
 @dataclass
@@ -168,7 +169,7 @@ class PodLog:
 
 
 _MARKER = re.compile(
-    rf"^{re.escape(MARK)} (?:task (\d+) (begin|result|too-large|end)((?: \d+)*)"
+    rf"^{re.escape(MARK)} (?:task (\d+) (begin|result|too-large|timeout|end)((?: \d+)*)"
     r"|python-mismatch (\S+) (\S+))$",
     re.MULTILINE,
 )
@@ -191,10 +192,12 @@ def parse_log(text: str) -> PodLog:
             if current is not None:
                 _close_output(parsed.tasks[current], text[start : match.start()])
             current, start = index, match.end() + 1
-        elif what in ("result", "too-large") and current == index:
+        elif what in ("result", "too-large", "timeout") and current == index:
             _close_output(task, text[start : match.start()], strip_newline=True)
             current, start = None, match.end() + 1
-            if what == "too-large":
+            if what == "timeout":
+                task.timeout = numbers[0] if numbers else 0
+            elif what == "too-large":
                 task.too_large = (numbers[0], numbers[1]) if len(numbers) == 2 else (0, 0)
             else:
                 task.result = None

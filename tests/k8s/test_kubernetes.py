@@ -190,6 +190,21 @@ async def test_time_limit_is_active_deadline_and_times_out(kube: Kube) -> None:
         assert manifest["spec"]["template"]["spec"]["activeDeadlineSeconds"] == 2
 
 
+async def test_time_limit_applies_per_task_in_a_chunked_sweep(kube: Kube) -> None:
+    async with Client(kube.config()) as client:
+        view = client.options(time="00:00:02")
+        sweep = view.map(sleep_for, [0.1, 60, 0.1], chunksize=3, progress=False)
+        results = await asyncio.gather(*sweep, return_exceptions=True)
+    assert results[0] == 0.1
+    assert isinstance(results[1], JobTimeoutError) and "2 s" in str(results[1])
+    assert isinstance(results[2], JobTimeoutError) and "never started" in str(results[2])
+    if kube.fake is not None:
+        (manifest,) = created_jobs(kube.fake)
+        pod = manifest["spec"]["template"]["spec"]
+        assert pod["activeDeadlineSeconds"] == 2 * 3 + 60  # a backstop; the entry times tasks
+        assert {"name": "CLUSTRIX_K8S_TASK_TIME", "value": "2"} in pod["containers"][0]["env"]
+
+
 async def test_oom_killed_is_out_of_memory(kube: Kube) -> None:
     async with Client(kube.config()) as client:
         job = client.options(memory="100M").submit(hog_memory, 400)

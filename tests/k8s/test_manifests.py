@@ -28,7 +28,6 @@ def _job(resources: Resources | None = None, **fields: object) -> dict:  # type:
         config=_config(**fields),
         elements=4,
         indexed=True,
-        pod_deadline=None,
     )
 
 
@@ -130,7 +129,7 @@ def test_unsupported_options() -> None:
 
 def test_secret_carries_payload_and_is_size_checked() -> None:
     payload = Payload(b"fn", [b"a", b"bb"])
-    files = m.payload_files(payload, chunksize=1, time_limit=None)
+    files = m.payload_files(payload, chunksize=1)
     m.check_payload_size(files, "f")
     secret = m.secret_manifest("f-cx1", "ns", files, {}, "uid-1")
     assert base64.b64decode(secret["data"]["args.bin"]) == b"abb"
@@ -138,7 +137,7 @@ def test_secret_carries_payload_and_is_size_checked() -> None:
     assert secret["immutable"] is True
     paths = {i["path"] for i in _job()["spec"]["template"]["spec"]["volumes"][0]["secret"]["items"]}
     assert {p.replace("/", ".") for p in paths} >= set(secret["data"])
-    big = m.payload_files(Payload(b"x" * m.SECRET_LIMIT, [b""]), chunksize=1, time_limit=None)
+    big = m.payload_files(Payload(b"x" * m.SECRET_LIMIT, [b""]), chunksize=1)
     with pytest.raises(SerializationError, match="volume"):
         m.check_payload_size(big, "f")
 
@@ -201,10 +200,12 @@ def test_log_parsing_splits_tasks_and_checks_bodies() -> None:
         "::clustrix:: task 6 begin\nline\n"
         f"\n::clustrix:: task 6 result {len(framed)}\n{block[:10]}\n"  # truncated: no end
         "::clustrix:: task 7 begin\nkilled mid-way\n"
+        "\n::clustrix:: task 7 timeout 30\n"
     )
     parsed = parse_log(log)
     assert parsed.tasks[4].output == "no newline at end" and parsed.tasks[4].result == framed
     assert parsed.tasks[5].too_large == (9000000, 4194304) and parsed.tasks[5].output == ""
     assert parsed.tasks[6].output == "line\n" and parsed.tasks[6].corrupt
     assert parsed.tasks[7].output == "killed mid-way\n" and parsed.tasks[7].result is None
+    assert parsed.tasks[7].timeout == 30
     assert parse_log("::clustrix:: python-mismatch 3.12 3.11\n").mismatch == ("3.12", "3.11")
