@@ -96,6 +96,8 @@ def pod_view(pod: Mapping[str, Any]) -> PodView:
         return PodView(JobState.FAILED, True, reason or "Error", message, code)
     if phase == "Running":
         return PodView(JobState.RUNNING)
+    if phase == "Unknown":  # its node stopped reporting; the pod may still run
+        return PodView(JobState.RUNNING, reason="Unknown", message=status.get("message") or "")
     waiting = _get(container, "state", "waiting") or {}
     if waiting.get("reason"):
         reason = waiting["reason"]

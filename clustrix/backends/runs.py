@@ -14,6 +14,7 @@ import abc
 import asyncio
 import base64
 import contextlib
+import logging
 import math
 import posixpath
 import signal
@@ -32,6 +33,7 @@ from ..transport.base import Transport
 from .base import Backend, Stream, Submission
 from .remote import RemoteArea
 
+log = logging.getLogger("clustrix")
 _INLINE_LIMIT = 1 << 20  # results up to this size come back inside the poll answer
 _ERROR_BUDGET = 300.0  # seconds of failing ticks (daemon restarts...) before jobs are LOST
 
@@ -156,7 +158,9 @@ class RemoteRunsBackend(Backend):
             try:
                 await self._poll_once()
                 failing_since = None
-            except (ClusterConnectionError, CommandError, OSError) as error:
+            except Exception as error:  # the poller must outlive any one bad tick
+                if not isinstance(error, ClusterConnectionError | CommandError | OSError):
+                    log.exception("unexpected error while polling %s", self._name)
                 # A restarting slurmctld or a lost connection: keep trying, slower,
                 # within a bounded budget; nothing is resubmitted.
                 failing_since = failing_since or loop.time()

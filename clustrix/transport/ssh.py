@@ -103,6 +103,25 @@ class SSHTransport:
             try:
                 async with self._channels:
                     return await operation(connection)
+            except asyncssh.ChannelOpenError as error:
+                if not connection.is_closed():  # the server refused a channel: say so
+                    raise ClusterConnectionError(
+                        f"{self.label} refused a new channel ({error.reason}); lower "
+                        "max_channels below the server's MaxSessions",
+                        host=self.host,
+                        port=self._config.cluster_port,
+                        username=self._config.username,
+                        transient=True,
+                    ) from error
+                self._forget(connection)  # it closed while the channel was opening
+                if not idempotent or attempt == 2:
+                    raise ClusterConnectionError(
+                        f"lost the connection to {self.label} during {what}: {error}",
+                        host=self.host,
+                        port=self._config.cluster_port,
+                        username=self._config.username,
+                        transient=True,
+                    ) from error
             except _LOST as error:
                 self._forget(connection)
                 if not idempotent or attempt == 2:
