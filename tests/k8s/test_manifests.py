@@ -152,6 +152,7 @@ def _terminated(reason: str, code: int) -> list[dict]:  # type: ignore[type-arg]
 
 def test_pod_states() -> None:
     assert pod_view(_pod("Running")).state is JobState.RUNNING
+    assert pod_view(_pod("Unknown")).state is JobState.RUNNING
     ok = pod_view(_pod("Succeeded", containerStatuses=_terminated("Completed", 0)))
     assert ok.state is JobState.COMPLETED and ok.terminal
     oom = pod_view(_pod("Failed", containerStatuses=_terminated("OOMKilled", 137)))
