@@ -11,6 +11,7 @@ collects results and exit-code files, whatever the number of jobs.
 from __future__ import annotations
 
 import asyncio
+import math
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from .scripts import script_context
 
 _MISSING_GRACE = 60.0  # seconds an element may be unknown everywhere before it is LOST
 _YOUNG = 15.0  # accounting may lag this long behind a submission
+_SHORT_TASK = 600  # seconds: tasks declared this short are packed automatically
+_ELEMENT_BUDGET = 1800  # seconds of declared work per packed element, at most
+_TARGET_ELEMENTS = 64  # launches a packed sweep aims for
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,19 @@ class BatchBackend(RemoteRunsBackend):
         self._probed = config.cluster_type != "pbs" or config.pbs_dialect != "auto"
 
     def plan(self, submission: Submission) -> int:
-        # Tasks of unknown length are not packed by default (a packed element runs its
-        # tasks one after another); `chunksize=` packs tiny tasks explicitly.
-        return submission.chunksize or 1
+        """Tasks per array element.
+
+        `chunksize=` decides when given. Otherwise tasks declared short (`time` of at
+        most 10 minutes) are packed so a sweep needs about 64 launches and no element
+        asks for more than 30 minutes; tasks of unknown length are not packed, since
+        a packed element runs its tasks one after another.
+        """
+        if submission.chunksize:
+            return submission.chunksize
+        time, count = submission.resources.time, len(submission.jobs)
+        if time is None or time > _SHORT_TASK or count <= _TARGET_ELEMENTS:
+            return 1
+        return max(1, min(_ELEMENT_BUDGET // time, math.ceil(count / _TARGET_ELEMENTS)))
 
     # -- submission ----------------------------------------------------------------------
     async def _array_limit(self) -> int:

@@ -103,3 +103,12 @@ async def test_cancel_one_task_of_a_sweep_cancels_exactly_its_element(
             break
         await asyncio.sleep(0.2)
     assert state.startswith("CANCELLED")
+
+
+async def test_short_tasks_are_packed_automatically(lab: dict[str, Any], remote_dir: str) -> None:
+    """1,000 tasks declared short (time=30 s) do not pay 1,000 job launches."""
+    async with Client(config_for("slurm", lab, remote_dir)) as client:
+        sweep = client.options(time="00:00:30").map(square, range(1000), progress=False)
+        assert await sweep == [x * x for x in range(1000)]
+    launches = {job.job_id for job in sweep}
+    assert len(launches) == 63  # 16 tasks per element (ceil(1000 / 64)), within 30 min each
