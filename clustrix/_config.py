@@ -106,6 +106,7 @@ class ClusterConfig(BaseSettings):
     k8s_service_account: str | None = None
     k8s_image_pull_secrets: list[str] = Field(default_factory=list)
     k8s_job_ttl_seconds: int = Field(600, ge=0)
+    k8s_pending_grace_seconds: float = Field(120, gt=0)
 
     def __init__(self, **values: Any) -> None:
         try:

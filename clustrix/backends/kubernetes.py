@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import secrets
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
@@ -41,8 +40,6 @@ from .k8s_status import PodView, completion_index, job_outcome, parse_log, pod_v
 
 log = logging.getLogger("clustrix")
 
-PENDING_GRACE_ENV = "CLUSTRIX_K8S_PENDING_GRACE"
-DEFAULT_PENDING_GRACE = 120.0  # seconds a pod may fail to pull its image before we give up
 _MAX_ELEMENTS = 1000  # a larger sweep is chunked: at most this many pods per Indexed Job
 _LOG_READS = 16  # pod logs read at once
 _CLOSE_WAIT = 10.0  # seconds aclose() lets cleanup deletions finish
@@ -53,7 +50,7 @@ class KubernetesBackend(Backend):
 
     `pending_grace` is how long a pod may stay unable to start for a reason that will
     not fix itself (image pull failure, bad container config) before its tasks fail;
-    by default 120 s, or ``$CLUSTRIX_K8S_PENDING_GRACE``. An unschedulable pod waits
+    by default the config's ``k8s_pending_grace_seconds``. An unschedulable pod waits
     (QUEUED, with the scheduler's message in ``job.reason``).
     """
 
@@ -64,7 +61,7 @@ class KubernetesBackend(Backend):
         self._namespace = config.k8s_namespace
         self._client_id = secrets.token_hex(6)
         if pending_grace is None:
-            pending_grace = float(os.environ.get(PENDING_GRACE_ENV, DEFAULT_PENDING_GRACE))
+            pending_grace = config.k8s_pending_grace_seconds
         self.pending_grace = pending_grace
         self._tasks = TaskSet("kubernetes backend")
         self._cleanups: set[asyncio.Task[None]] = set()

@@ -120,7 +120,7 @@ async def stop_fake(kube: Kube) -> None:
 @pytest.fixture
 async def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kube]:
     """A FAKE API server and cluster on 127.0.0.1 (see fake_apiserver.py)."""
-    monkeypatch.setenv("CLUSTRIX_K8S_PENDING_GRACE", "1.5")
+    monkeypatch.setenv("CLUSTRIX_K8S_PENDING_GRACE_SECONDS", "1.5")
     kube = await start_fake(tmp_path)
     try:
         yield kube
@@ -136,10 +136,10 @@ async def kube(
     if request.param == "real":
         if not REAL_KUBECONFIG:
             pytest.skip("set CLUSTRIX_TEST_KUBECONFIG to run against a real cluster")
-        monkeypatch.setenv("CLUSTRIX_K8S_PENDING_GRACE", "60")
+        monkeypatch.setenv("CLUSTRIX_K8S_PENDING_GRACE_SECONDS", "60")
         yield Kube(Path(REAL_KUBECONFIG), REAL_NAMESPACE, tmp_path)
         return
-    monkeypatch.setenv("CLUSTRIX_K8S_PENDING_GRACE", "1.5")
+    monkeypatch.setenv("CLUSTRIX_K8S_PENDING_GRACE_SECONDS", "1.5")
     fake = await start_fake(tmp_path)
     try:
         yield fake
