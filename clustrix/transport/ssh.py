@@ -103,36 +103,27 @@ class SSHTransport:
             try:
                 async with self._channels:
                     return await operation(connection)
-            except asyncssh.ChannelOpenError as error:
-                if not connection.is_closed():  # the server refused a channel: say so
-                    raise ClusterConnectionError(
+            except (asyncssh.ChannelOpenError, *_LOST) as error:
+                if isinstance(error, asyncssh.ChannelOpenError) and not connection.is_closed():
+                    raise self._error(  # the server refused a channel on a live connection
                         f"{self.label} refused a new channel ({error.reason}); lower "
-                        "max_channels below the server's MaxSessions",
-                        host=self.host,
-                        port=self._config.cluster_port,
-                        username=self._config.username,
-                        transient=True,
+                        "max_channels below the server's MaxSessions"
                     ) from error
-                self._forget(connection)  # it closed while the channel was opening
-                if not idempotent or attempt == 2:
-                    raise ClusterConnectionError(
-                        f"lost the connection to {self.label} during {what}: {error}",
-                        host=self.host,
-                        port=self._config.cluster_port,
-                        username=self._config.username,
-                        transient=True,
-                    ) from error
-            except _LOST as error:
                 self._forget(connection)
                 if not idempotent or attempt == 2:
-                    raise ClusterConnectionError(
-                        f"lost the connection to {self.label} during {what}: {error}",
-                        host=self.host,
-                        port=self._config.cluster_port,
-                        username=self._config.username,
-                        transient=True,
+                    raise self._error(
+                        f"lost the connection to {self.label} during {what}: {error}"
                     ) from error
         raise AssertionError("unreachable")
+
+    def _error(self, message: str) -> ClusterConnectionError:
+        return ClusterConnectionError(
+            message,
+            host=self.host,
+            port=self._config.cluster_port,
+            username=self._config.username,
+            transient=True,
+        )
 
     # -- commands ------------------------------------------------------------------------
     async def run(
