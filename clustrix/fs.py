@@ -2,8 +2,11 @@
 
 The async functions here (``await clustrix.fs.ls(...)``) are the implementation;
 ``cluster_ls`` and friends are thin synchronous wrappers. They act on this machine
-for ``cluster_type="local"`` and when called inside a running clustrix job (the
-runner marks the environment), so a job can look at its own cluster's files.
+for ``cluster_type="local"``, on the login node's files for a scheduler without
+`cluster_host`, and when called inside a running clustrix job (the runner marks the
+environment), so a job can look at its own cluster's files. Otherwise they go over
+the pooled SSH connection (`clustrix._remote_fs`). Relative paths start from
+`remote_work_dir` on a cluster, from the working directory locally.
 
 "Files" are everything that is not a directory; symbolic links are reported as
 they are, never followed.
@@ -15,14 +18,17 @@ import asyncio
 import datetime
 import fnmatch
 import os
+import posixpath
 import stat as stat_module
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError
+from ._portal import PORTAL
+from ._remote_fs import RemoteTree, remote_tree
 from ._runner import IN_JOB_ENV
 
 T = TypeVar("T")
@@ -119,117 +125,168 @@ def _count_files(path: Path, pattern: str) -> int:
 
 
 # -- choosing where to act ---------------------------------------------------------------
-def _local_path(path: str | os.PathLike[str], config: ClusterConfig | None) -> Path:
-    """The path on this machine, or raise if the helpers cannot act here."""
-    config = config or get_config()
+def _is_local(config: ClusterConfig) -> bool:
+    """True where the helpers act on this machine's files."""
     if os.environ.get(IN_JOB_ENV) == "1" or config.cluster_type == "local":
-        return Path(path).expanduser()
+        return True
     if config.cluster_type == "kubernetes":
         raise ConfigError(
             "the filesystem helpers need a filesystem to reach; cluster_type='kubernetes' "
             "has none (read files inside the job instead)"
         )
-    raise ConfigError(
-        f"remote filesystem helpers for cluster_type={config.cluster_type!r} are not "
-        "available in this version of clustrix yet"
-    )
+    return not config.cluster_host  # a scheduler with no host: we are on the login node
 
 
-async def _run(function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.to_thread(function, *args)
+def _local_path(path: str | os.PathLike[str], config: ClusterConfig) -> Path:
+    expanded = Path(path).expanduser()
+    if config.cluster_type == "local" or expanded.is_absolute():
+        return expanded
+    if os.environ.get(IN_JOB_ENV) == "1":
+        return expanded  # inside a job: relative to where the job runs
+    return Path(config.remote_work_dir).expanduser() / expanded
+
+
+async def _act(
+    config: ClusterConfig | None,
+    path: str,
+    local: Callable[[Path], T],
+    remote: Callable[[RemoteTree, str], Awaitable[T]],
+) -> T:
+    config = config or get_config()
+    if _is_local(config):
+        return await asyncio.to_thread(local, _local_path(path, config))
+    return await remote(await remote_tree(config), path)
+
+
+def _sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    return PORTAL.run(coroutine)
 
 
 # -- async API (primary) -----------------------------------------------------------------
 async def ls(path: str = ".", config: ClusterConfig | None = None) -> list[str]:
     """Sorted names of the entries in directory `path`."""
-    return await _run(_ls, _local_path(path, config))
+    return await _act(config, path, _ls, lambda tree, p: tree.ls(p))
 
 
 async def find(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
     """Files below `path` (recursively) whose name matches `pattern`, relative, sorted."""
-    return await _run(_find, pattern, _local_path(path, config))
+    return await _act(
+        config, path, lambda p: _find(pattern, p), lambda tree, p: tree.find(pattern, p)
+    )
 
 
 async def stat(path: str, config: ClusterConfig | None = None) -> FileInfo:
     """A `FileInfo` for `path` (a symbolic link is described, not followed)."""
-    return await _run(_stat, _local_path(path, config))
+
+    async def remote(tree: RemoteTree, target: str) -> FileInfo:
+        full = await tree.path(target)
+        attrs = await tree.transport.lstat(full)
+        mode = attrs.permissions or 0
+        return FileInfo(
+            name=posixpath.basename(full.rstrip("/")) or full,
+            size=attrs.size or 0,
+            modified=float(attrs.mtime or 0),
+            is_dir=stat_module.S_ISDIR(mode),
+            permissions=f"{stat_module.S_IMODE(mode) & 0o777:03o}",
+        )
+
+    return await _act(config, path, _stat, remote)
 
 
 async def exists(path: str, config: ClusterConfig | None = None) -> bool:
     """True if `path` exists."""
-    return await _run(os.path.lexists, _local_path(path, config))
+    return await _act(config, path, os.path.lexists, lambda tree, p: tree.exists(p))
 
 
 async def isdir(path: str, config: ClusterConfig | None = None) -> bool:
     """True if `path` is a directory."""
-    return await _run(os.path.isdir, _local_path(path, config))
+
+    async def remote(tree: RemoteTree, target: str) -> bool:
+        return stat_module.S_ISDIR(await tree.mode(target) or 0)
+
+    return await _act(config, path, os.path.isdir, remote)
 
 
 async def isfile(path: str, config: ClusterConfig | None = None) -> bool:
     """True if `path` is a regular file."""
-    return await _run(os.path.isfile, _local_path(path, config))
+
+    async def remote(tree: RemoteTree, target: str) -> bool:
+        return stat_module.S_ISREG(await tree.mode(target) or 0)
+
+    return await _act(config, path, os.path.isfile, remote)
 
 
 async def glob(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
     """Names in directory `path` itself that match `pattern`, sorted."""
-    return await _run(_glob, pattern, _local_path(path, config))
+    return await _act(
+        config, path, lambda p: _glob(pattern, p), lambda tree, p: tree.glob(pattern, p)
+    )
 
 
 async def du(path: str = ".", config: ClusterConfig | None = None) -> DiskUsage:
     """Total size (apparent bytes) and number of files below `path`."""
-    return await _run(_du, _local_path(path, config))
+
+    async def remote(tree: RemoteTree, target: str) -> DiskUsage:
+        files = await tree.walk(target)
+        return DiskUsage(sum(size for _, size in files), len(files))
+
+    return await _act(config, path, _du, remote)
 
 
 async def count_files(
     path: str = ".", pattern: str = "*", config: ClusterConfig | None = None
 ) -> int:
     """How many files below `path` have a name matching `pattern`."""
-    return await _run(_count_files, _local_path(path, config), pattern)
+
+    async def remote(tree: RemoteTree, target: str) -> int:
+        return len(await tree.find(pattern, target))
+
+    return await _act(config, path, lambda p: _count_files(p, pattern), remote)
 
 
-# -- the seed's synchronous names --------------------------------------------------------
+# -- the seed's synchronous names (thin wrappers) ----------------------------------------
 def cluster_ls(path: str = ".", config: ClusterConfig | None = None) -> list[str]:
     """Sorted names of the entries in directory `path` on the cluster."""
-    return _ls(_local_path(path, config))
+    return _sync(ls(path, config))
 
 
 def cluster_find(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
     """Files below `path` whose name matches `pattern`, relative to `path`, sorted."""
-    return _find(pattern, _local_path(path, config))
+    return _sync(find(pattern, path, config))
 
 
 def cluster_stat(path: str, config: ClusterConfig | None = None) -> FileInfo:
     """A `FileInfo` for `path` on the cluster."""
-    return _stat(_local_path(path, config))
+    return _sync(stat(path, config))
 
 
 def cluster_exists(path: str, config: ClusterConfig | None = None) -> bool:
     """True if `path` exists on the cluster."""
-    return os.path.lexists(_local_path(path, config))
+    return _sync(exists(path, config))
 
 
 def cluster_isdir(path: str, config: ClusterConfig | None = None) -> bool:
     """True if `path` is a directory on the cluster."""
-    return os.path.isdir(_local_path(path, config))
+    return _sync(isdir(path, config))
 
 
 def cluster_isfile(path: str, config: ClusterConfig | None = None) -> bool:
     """True if `path` is a regular file on the cluster."""
-    return os.path.isfile(_local_path(path, config))
+    return _sync(isfile(path, config))
 
 
 def cluster_glob(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
     """Names in directory `path` matching `pattern`, sorted."""
-    return _glob(pattern, _local_path(path, config))
+    return _sync(glob(pattern, path, config))
 
 
 def cluster_du(path: str = ".", config: ClusterConfig | None = None) -> DiskUsage:
     """Total size and number of files below `path` on the cluster."""
-    return _du(_local_path(path, config))
+    return _sync(du(path, config))
 
 
 def cluster_count_files(
     path: str = ".", pattern: str = "*", config: ClusterConfig | None = None
 ) -> int:
     """How many files below `path` match `pattern` on the cluster."""
-    return _count_files(_local_path(path, config), pattern)
+    return _sync(count_files(path, pattern, config))

@@ -180,6 +180,8 @@ class SSHTransport:
                 raise FileNotFoundError(f"{what}: no such file on {self.host}") from error
             except asyncssh.SFTPPermissionDenied as error:
                 raise PermissionError(f"{what}: permission denied on {self.host}") from error
+            except asyncssh.SFTPError as error:
+                raise OSError(f"{what} on {self.host}: {error.reason}") from error
 
         return await self._retrying(operation, idempotent=True, what=what)
 
@@ -215,6 +217,24 @@ class SSHTransport:
             await sftp.chmod(target, mode)  # makedirs leaves an existing dir's mode alone
 
         await self._sftp_call(f"creating {target}", make)
+
+    async def listdir(self, path: str) -> list[str]:
+        """Names in directory `path` (without ``.`` and ``..``)."""
+        target = await self.expand(path)
+
+        async def names(sftp: asyncssh.SFTPClient) -> list[str]:
+            return [n for n in await sftp.listdir(target) if n not in (".", "..")]
+
+        return await self._sftp_call(f"listing {target}", names)
+
+    async def lstat(self, path: str, *, follow: bool = False) -> asyncssh.SFTPAttrs:
+        """The attributes of `path` (of its link target with `follow`)."""
+        target = await self.expand(path)
+
+        async def attributes(sftp: asyncssh.SFTPClient) -> asyncssh.SFTPAttrs:
+            return await (sftp.stat(target) if follow else sftp.lstat(target))
+
+        return await self._sftp_call(f"stat of {target}", attributes)
 
     async def remove_tree(self, path: str) -> None:
         target = await self.expand(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,12 +213,23 @@ def test_scheduler_outputs_are_parsed_into_oom() -> None:
 async def test_slurmctld_restart_mid_sweep_loses_nothing(
     lab: dict[str, Any], remote_dir: str
 ) -> None:
-    async with Client(config_for("slurm", lab, remote_dir)) as client:
-        sweep = client.map(nap, [0.5] * 30, progress=False)
-        while sum(job.done() for job in sweep) < 3:
+    """slurmctld goes away and comes back while the sweep runs: every result arrives.
+
+    The restart waits until every element has started (its pid file exists): a restart
+    in the middle of a launch burst can leave Slurm believing in elements that never
+    started, which only Slurm's own node checks clear, minutes later.
+    """
+    async with Client(config_for("slurm", lab, remote_dir), cancel_on_exit=True) as client:
+        sweep = client.map(nap, [4.0] * 8, progress=False)
+        while sweep[0].job_id is None:
+            await asyncio.sleep(0.05)
+        backend = next(iter(client._backends.values()))
+        run = next(iter(backend._runs.values()))
+        elements = Path(run.directory) / "elements"
+        while len(list(elements.glob("*.pid"))) < 8:
             await asyncio.sleep(0.05)
         restart_slurmctld()
-        assert await asyncio.wait_for(sweep, 180) == [0.5] * 30
+        assert await asyncio.wait_for(sweep, 180) == [4.0] * 8
 
 
 def restart_slurmctld() -> None:
