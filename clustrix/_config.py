@@ -78,6 +78,8 @@ class ClusterConfig(BaseSettings):
     remote_work_dir: str = "~/.clustrix"
     python_executable: str = "python3"
     environment: str = "inherit"
+    replicate_scope: Literal["payload", "all"] = "payload"
+    replicate_offline: bool = False
     conda_env_name: str | None = None
     module_loads: list[str] = Field(default_factory=list)
     environment_variables: dict[str, str] = Field(default_factory=dict)

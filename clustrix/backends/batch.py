@@ -147,7 +147,12 @@ class BatchBackend(RemoteRunsBackend):
     ) -> Part:
         area, scheduler = self._area, self.scheduler
         context = script_context(
-            self._config, run.submission.resources, run.directory, area.runner, offset
+            self._config,
+            run.submission.resources,
+            run.directory,
+            area.runner,
+            offset,
+            run.native.get("venv"),
         )
         script = render_script(scheduler, resources, context)
         path = posixpath.join(run.directory, f"job-{offset}.sh")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._config import ClusterConfig
+from .._environment import environment_spec
 from .._exceptions import ClusterConnectionError, CommandError
 from .._job import Job
 from .._payload import decode_result
@@ -31,6 +32,7 @@ from .._tasks import TaskSet
 from .._units import format_time
 from ..transport.base import Transport
 from .base import Backend, Stream, Submission
+from .envbuild import EnvironmentBuilder
 from .remote import RemoteArea
 
 log = logging.getLogger("clustrix")
@@ -78,6 +80,7 @@ class RemoteRunsBackend(Backend):
     def __init__(self, config: ClusterConfig, transport: Transport, name: str) -> None:
         self._config = config
         self._area = RemoteArea(transport, config)
+        self.environments = EnvironmentBuilder(self._area)
         self._name = name
         self._tasks = TaskSet(f"{name} backend")
         self._runs: dict[str, Run] = {}
@@ -133,6 +136,8 @@ class RemoteRunsBackend(Backend):
         loop = asyncio.get_running_loop()
         run = Run(submission, directory, chunksize, elements, loop.time())
         run.live, run.uncollected = set(range(elements)), set(range(count))
+        if submission.resources.environment == "replicate":
+            run.native["venv"] = await self._replicate(submission)
         await self.launch(run)
         self._runs[submission.key] = run
         for position, job in enumerate(submission.jobs):
@@ -141,6 +146,17 @@ class RemoteRunsBackend(Backend):
         if self._poller is None:
             self._poller = self._tasks.spawn(self._poll_forever(), name=f"poll-{self._name}")
         self._wake.set()
+
+    async def _replicate(self, submission: Submission) -> str:
+        """The replicated environment for this payload (built once per hash)."""
+        config, payload = submission.config, submission.payload
+        spec = await asyncio.to_thread(
+            environment_spec,
+            [payload.function, *payload.arguments],
+            scope=config.replicate_scope,
+            offline=config.replicate_offline,
+        )
+        return await self.environments.ensure(spec, offline=config.replicate_offline)
 
     def runner_time_limit(self, submission: Submission) -> int | None:
         """Walltime the runner enforces itself (schedulers enforce their own)."""

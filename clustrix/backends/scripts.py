@@ -25,17 +25,28 @@ DETACHED = _DetachedProcess()
 
 
 def script_context(
-    config: ClusterConfig, resources: Resources, run_dir: str, runner: str, offset: int = 0
+    config: ClusterConfig,
+    resources: Resources,
+    run_dir: str,
+    runner: str,
+    offset: int = 0,
+    replicated: str | None = None,
 ) -> ScriptContext:
-    """How a job script sets up the task's environment and starts the runner."""
+    """How a job script sets up the task's environment and starts the runner.
+
+    `replicated` is the venv built for `environment="replicate"`: its own Python runs
+    the task, whatever `python_executable` says.
+    """
     environment = resources.environment
     conda = environment.removeprefix("conda:") if environment.startswith("conda:") else None
     if conda is None and environment not in ("inherit", "replicate") and ":" not in environment:
         conda = environment  # a bare name is a conda environment (the seed's meaning)
     venv = environment.removeprefix("venv:") if environment.startswith("venv:") else None
+    if replicated is not None:
+        conda, venv = None, replicated
     return ScriptContext(
         run_dir=run_dir,
-        python=config.python_executable,
+        python=f"{replicated}/bin/python" if replicated else config.python_executable,
         runner=runner,
         element_offset=offset,
         module_loads=list(config.module_loads),
@@ -47,9 +58,14 @@ def script_context(
 
 
 def render_ssh_script(
-    config: ClusterConfig, resources: Resources, run_dir: str, runner: str, key: str
+    config: ClusterConfig,
+    resources: Resources,
+    run_dir: str,
+    runner: str,
+    key: str,
+    replicated: str | None = None,
 ) -> str:
     """The ``job.sh`` of an `ssh` run (one element per invocation)."""
-    context = script_context(config, resources, run_dir, runner)
+    context = script_context(config, resources, run_dir, runner, replicated=replicated)
     batch = BatchResources(job_name=key, log_dir=f"{run_dir}/logs")
     return render_script(DETACHED, batch, context)  # type: ignore[arg-type]

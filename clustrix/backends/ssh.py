@@ -57,7 +57,12 @@ class SSHBackend(RemoteRunsBackend):
     async def launch(self, run: Run) -> None:
         submission, area = run.submission, self._area
         script = render_ssh_script(
-            self._config, submission.resources, run.directory, area.runner, submission.key
+            self._config,
+            submission.resources,
+            run.directory,
+            area.runner,
+            submission.key,
+            run.native.get("venv"),
         )
         await area.transport.write_file(posixpath.join(run.directory, "job.sh"), script.encode())
         await area.transport.write_file(
