@@ -30,7 +30,7 @@ OPTION_NAMES = (
     "max_concurrent",
 )
 ExtraValue = str | int | float | bool | None
-_ENVIRONMENT = re.compile(r"^(inherit|replicate|conda:.+|venv:.+|[A-Za-z0-9_.+-]+)$")
+_ENVIRONMENT = re.compile(r"^(inherit|replicate|conda:.+|venv:.+|[/~].*|[A-Za-z0-9_.+-]+)$")
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ def _environment(value: Any) -> str:
     if not isinstance(value, str) or not _ENVIRONMENT.match(value):
         raise ConfigError(
             f"environment={value!r} is not understood; use 'inherit', 'replicate', "
-            "'conda:<name>' (or a bare conda environment name) or 'venv:<path>'"
+            "'conda:<name>' (or a bare conda environment name), 'venv:<path>' (or a bare "
+            "absolute path to a venv)"
         )
     return value
 

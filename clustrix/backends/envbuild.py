@@ -10,12 +10,14 @@ the build timeout is broken, so a builder that died cannot block everyone foreve
 from __future__ import annotations
 
 import asyncio
+import logging
 import posixpath
 
 from .._environment import EnvironmentSpec
 from .._exceptions import EnvironmentMismatchError
 from .remote import RemoteArea
 
+log = logging.getLogger("clustrix")
 BUILD_TIMEOUT = 1800  # seconds a lock may be held before it is considered stale
 
 # $1 env dir, $2 python, $3 lock timeout, $4 offline (1/0). Prints one word: ready,

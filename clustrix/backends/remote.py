@@ -155,6 +155,10 @@ class RemoteArea:
         )
         return run_dir
 
+    async def expand(self, path: str) -> str:
+        """`path` on the login node, made absolute (``~`` is the remote home)."""
+        return await _expand(self.transport, path)
+
     async def agent_call(self, mode: str, request: dict[str, Any]) -> Any:
         """One call of the agent (`status` or `cancel`) for many runs at once."""
         result = await self.transport.run(

@@ -136,8 +136,11 @@ class RemoteRunsBackend(Backend):
         loop = asyncio.get_running_loop()
         run = Run(submission, directory, chunksize, elements, loop.time())
         run.live, run.uncollected = set(range(elements)), set(range(count))
-        if submission.resources.environment == "replicate":
+        environment = submission.resources.environment
+        if environment == "replicate":
             run.native["venv"] = await self._replicate(submission)
+        elif environment.startswith(("venv:", "/", "~")):
+            run.native["venv"] = await self._area.expand(environment.removeprefix("venv:"))
         await self.launch(run)
         self._runs[submission.key] = run
         for position, job in enumerate(submission.jobs):

@@ -34,15 +34,17 @@ def script_context(
 ) -> ScriptContext:
     """How a job script sets up the task's environment and starts the runner.
 
-    `replicated` is the venv built for `environment="replicate"`: its own Python runs
-    the task, whatever `python_executable` says.
+    `replicated` is the absolute path of the venv the task runs in: the one built for
+    `environment="replicate"`, or the user's own (`"venv:<path>"` or a bare path). Its
+    own Python runs the task, whatever `python_executable` says.
     """
     environment = resources.environment
     conda = environment.removeprefix("conda:") if environment.startswith("conda:") else None
-    if conda is None and environment not in ("inherit", "replicate") and ":" not in environment:
+    bare_name = ":" not in environment and not environment.startswith(("/", "~"))
+    if conda is None and environment not in ("inherit", "replicate") and bare_name:
         conda = environment  # a bare name is a conda environment (the seed's meaning)
-    venv = environment.removeprefix("venv:") if environment.startswith("venv:") else None
-    if replicated is not None:
+    venv = None
+    if replicated is not None:  # a venv: the replicated one, or the user's (resolved)
         conda, venv = None, replicated
     return ScriptContext(
         run_dir=run_dir,

@@ -146,3 +146,27 @@ async def test_offline_clusters_get_every_wheel_from_here(
     assert {"rich", "pygments", "markdown_it_py", "mdurl"} <= shipped
     log = next(envs.glob("*.log")).read_text()
     assert "Downloading" not in log  # nothing came from an index on the cluster
+
+
+def prefix() -> str:
+    import sys
+
+    return sys.prefix
+
+
+@pytest.mark.parametrize("form", ["venv:~/{}", "~/{}"])
+async def test_an_existing_venv_runs_the_task(
+    lab: dict[str, Any], remote_dir: str, form: str
+) -> None:
+    name = f"{remote_dir.removeprefix('~/')}-venv"
+    venv = Path(lab["home"]) / name
+    subprocess.run(
+        ["runuser", "-u", lab["user"], "--", lab["remote_python"], "-m", "venv", str(venv)],
+        check=True,
+    )
+    try:
+        config = ssh_config(lab, remote_dir, environment=form.format(name))
+        async with Client(config) as client:
+            assert await client.submit(prefix) == str(venv)
+    finally:
+        subprocess.run(["rm", "-rf", str(venv)], check=True)

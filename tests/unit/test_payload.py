@@ -162,3 +162,17 @@ def test_exception_that_cannot_travel_becomes_remote_error() -> None:
 def test_unpicklable_result_is_a_serialization_error() -> None:
     with pytest.raises(SerializationError, match="return value"):
         decode_result(framed(_outcome(threading.Lock, (), {})))
+
+
+def test_replicate_scope_payload_and_all() -> None:
+    import pickle
+
+    from clustrix._environment import environment_spec
+
+    spec = environment_spec([pickle.dumps("rich")])
+    names = {line.split("==")[0].lower() for line in spec.requirements}
+    assert {"rich", "pygments", "markdown-it-py", "mdurl"} <= names  # with its requirements
+    assert "pytest" not in names
+    everything = environment_spec([], scope="all")
+    assert "pytest" in {line.split("==")[0].lower() for line in everything.requirements}
+    assert spec.digest != everything.digest
