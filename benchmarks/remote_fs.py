@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import subprocess
 import time
 from pathlib import Path
 
-from clustrix import Client, ClusterConfig
+from _lab import LAB, lab_config
+
+from clustrix import Client
 from clustrix import fs as cfs
 
-LAB = json.loads(Path("/var/lib/clustrix-lab/lab.json").read_text())
 WORK = "~/.clustrix-bench-fs"
 
 
@@ -45,15 +45,7 @@ def timed(command: list[str]) -> float:
 
 async def main(rounds: int) -> None:
     root = make_tree()
-    config = ClusterConfig(
-        cluster_type="ssh",
-        cluster_host=LAB["host"],
-        cluster_port=LAB["ports"]["ssh"],
-        username=LAB["user"],
-        key_file=LAB["key_file"],
-        known_hosts=LAB["known_hosts"],
-        remote_work_dir=WORK,
-    )
+    config = lab_config("ssh", WORK)
     du_ratios, count_ratios = [], []
     async with Client(config):
         await cfs.ls(".", config)  # log in first: the ratio is about the work, not the login

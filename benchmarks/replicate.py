@@ -10,14 +10,14 @@ client finds it built. Printed: seconds of each and their ratio.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import time
 from pathlib import Path
 
-from clustrix import Client, ClusterConfig
+from _lab import LAB, lab_config
 
-LAB = json.loads(Path("/var/lib/clustrix-lab/lab.json").read_text())
+from clustrix import Client
+
 WORK = "~/.clustrix-bench-env"
 
 
@@ -28,16 +28,7 @@ def use_rich(x: int) -> str:
 
 
 async def one_call() -> float:
-    config = ClusterConfig(
-        cluster_type="ssh",
-        cluster_host=LAB["host"],
-        cluster_port=LAB["ports"]["ssh"],
-        username=LAB["user"],
-        key_file=LAB["key_file"],
-        known_hosts=LAB["known_hosts"],
-        remote_work_dir=WORK,
-        environment="replicate",
-    )
+    config = lab_config("ssh", WORK, environment="replicate")
     started = time.perf_counter()
     async with Client(config) as client:
         assert await client.submit(use_rich, 7) == "7"

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shlex
 import statistics
 import subprocess
 import time
-from pathlib import Path
 
-from clustrix import Client, ClusterConfig
+from _lab import LAB, lab_config
 
-LAB = json.loads(Path("/var/lib/clustrix-lab/lab.json").read_text())
+from clustrix import Client
+
 FLOOR = r"""
 set -e
 d=$(mktemp -d ~/.floor.XXXXXX); cd "$d"
@@ -57,15 +56,7 @@ def floor(tasks: int) -> float:
 
 
 async def ours(tasks: int, chunksize: int | None) -> tuple[float, int, float]:
-    config = ClusterConfig(
-        cluster_type="slurm",
-        cluster_host=LAB["host"],
-        cluster_port=LAB["ports"]["slurm"],
-        username=LAB["user"],
-        key_file=LAB["key_file"],
-        known_hosts=LAB["known_hosts"],
-        remote_work_dir="~/.clustrix-bench",
-    )
+    config = lab_config("slurm", "~/.clustrix-bench")
     started = time.perf_counter()
     async with Client(config) as client:
         results = await client.map(square, range(tasks), chunksize=chunksize, progress=False)

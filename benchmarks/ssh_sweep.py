@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import subprocess
 import time
-from pathlib import Path
 
-from clustrix import Client, ClusterConfig
+from _lab import LAB, lab_config
 
-LAB = json.loads(Path("/var/lib/clustrix-lab/lab.json").read_text())
+from clustrix import Client
 
 
 def square(x: int) -> int:
@@ -42,15 +40,7 @@ def floor(tasks: int) -> float:
 
 
 async def ours(tasks: int) -> tuple[float, int]:
-    config = ClusterConfig(
-        cluster_type="ssh",
-        cluster_host=LAB["host"],
-        cluster_port=LAB["ports"]["ssh"],
-        username=LAB["user"],
-        key_file=LAB["key_file"],
-        known_hosts=LAB["known_hosts"],
-        remote_work_dir="~/.clustrix-bench",
-    )
+    config = lab_config("ssh", "~/.clustrix-bench")
     started = time.perf_counter()
     async with Client(config) as client:
         results = await client.map(square, range(tasks), progress=False)
