@@ -9,7 +9,8 @@ A run directory holds::
     args.bin            every task's (args, kwargs) pickle, back to back
     spec.json           {"format": 1, "count": N, "chunksize": C, "offsets": [...],
                          "time_limit": seconds or null}
-    tasks/I.out, I.err  task I's own stdout and stderr
+    tasks/I.out, I.err  task I's own stdout and stderr (in serve mode: only if it wrote
+                        any; while it runs they are tasks/.running-PID.out/.err)
     tasks/I.result      task I's result (written atomically: temp file, then rename)
     tasks/I.timeout     present if the runner killed task I at its time limit
 
@@ -147,14 +148,19 @@ class Run:
             args, kwargs = cloudpickle.loads(handle.read(end - start))
         return tuple(args), dict(kwargs)
 
-    def run_task(self, index: int, *, write_result: bool = True) -> bytes:
-        """Run task `index`; return its framed result (also written to its file)."""
+    def run_task(self, index: int, *, write_result: bool = True, scratch: str = "") -> bytes:
+        """Run task `index`; return its framed result (also written to its file).
+
+        With `scratch` (serve mode), the task writes to ``SCRATCH.out``/``.err``,
+        which become ``I.out``/``I.err`` only if it printed something: creating two
+        files per task costs more than a tiny task itself on some filesystems.
+        """
         base = os.path.join(self.tasks_dir, str(index))
         sys.stdout.flush()
         sys.stderr.flush()
         saved = os.dup(1), os.dup(2)
-        out = os.open(base + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        err = os.open(base + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        streams = [(scratch or base) + suffix for suffix in (".out", ".err")]
+        out, err = (os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) for p in streams)
         os.dup2(out, 1)
         os.dup2(err, 2)
         os.environ[TASK_ENV] = str(index)
@@ -170,7 +176,11 @@ class Run:
             sys.stderr.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
-            for fd in (out, err, *saved):
+            for fd, path, suffix in ((out, streams[0], ".out"), (err, streams[1], ".err")):
+                if scratch and os.fstat(fd).st_size:
+                    os.replace(path, base + suffix)
+                os.close(fd)
+            for fd in saved:
                 os.close(fd)
         framed = frame_result(_encode(outcome))
         if write_result:
@@ -198,6 +208,7 @@ def _serve(run: Run) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    scratch = os.path.join(run.tasks_dir, f".running-{os.getpid()}")
     for line in commands:
         if not line.strip():
             continue
@@ -206,7 +217,7 @@ def _serve(run: Run) -> int:
             answers.write(b"skip %d\n" % index)
             continue
         answers.write(b"start %d\n" % index)
-        framed = run.run_task(index, write_result=False)
+        framed = run.run_task(index, write_result=False, scratch=scratch)
         answers.write(b"done %d %d\n" % (index, len(framed)) + framed)
     return 0
 

@@ -33,7 +33,12 @@ from .._units import format_time
 from ..transport.local import LocalTransport
 from .base import Backend, Stream, Submission
 
-_PIPELINE_DEPTH = 2  # tasks sent ahead to a worker, so it never waits for the client
+# Tasks queued at a worker, so it never waits for the client: 2 while tasks are long
+# (a queued task waits behind its worker's current one), more once they prove tiny
+# (then each round trip through the client would cost more than the task itself).
+_PIPELINE_DEPTH = 2
+_TINY_PIPELINE_DEPTH = 32
+_TINY_TASK = 0.005  # seconds
 _OUTPUT_KEEP = 1 << 20  # bytes of a task's stdout/stderr that read_output returns
 _KEEP_FINISHED_RUNS = 64  # finished runs whose files (stdout/stderr) stay on disk
 
@@ -177,8 +182,10 @@ class LocalBackend(Backend):
         assert process.stdout is not None
         jobs = run.submission.jobs
         in_flight: deque[int] = deque()
+        loop = asyncio.get_running_loop()
+        depth, started = _PIPELINE_DEPTH, 0.0
         while True:
-            while len(in_flight) < _PIPELINE_DEPTH and run.queue:
+            while len(in_flight) < depth and run.queue:
                 position = run.queue.popleft()
                 if jobs[position].done():
                     continue
@@ -198,6 +205,7 @@ class LocalBackend(Backend):
             position = int(fields[0])
             job = jobs[position]
             if kind == "start":
+                started = loop.time()
                 job.set_state(JobState.RUNNING, job_id=f"local:{process.pid}")
                 run.running[position] = process
                 if job.cancel_requested:
@@ -209,6 +217,7 @@ class LocalBackend(Backend):
             if kind == "skip":
                 job.cancelled_before_start()
                 continue
+            depth = _TINY_PIPELINE_DEPTH if loop.time() - started < _TINY_TASK else _PIPELINE_DEPTH
             try:
                 data = await process.stdout.readexactly(int(fields[1]))
             except asyncio.IncompleteReadError:  # died while answering: no usable result
@@ -242,6 +251,8 @@ class LocalBackend(Backend):
             return
         for position in started:
             run.running.pop(position, None)
+            scratch = run.directory / "tasks" / f".running-{process.pid}"
+            await asyncio.to_thread(_keep_scratch, scratch, run.directory / "tasks" / str(position))
             await self._settle_dead_task(run, position, code, worker_err)
 
     async def _settle_dead_task(self, run: _Run, position: int, code: int, worker_err: str) -> None:
@@ -309,6 +320,9 @@ class LocalBackend(Backend):
             return run.output[(position, stream)]
         suffix = ".out" if stream == "stdout" else ".err"
         path = run.directory / "tasks" / f"{position}{suffix}"
+        process = run.running.get(position)
+        if process is not None:  # still running: it writes to its worker's scratch file
+            path = run.directory / "tasks" / f".running-{process.pid}{suffix}"
         return await asyncio.to_thread(_tail, path, _OUTPUT_KEEP)
 
     async def aclose(self, *, cancel_running: bool) -> None:
@@ -379,3 +393,10 @@ def _read_task_files(base: Path, with_result: bool = True) -> tuple[bytes, str, 
         _tail(base.with_suffix(".out"), _OUTPUT_KEEP),
         _tail(base.with_suffix(".err"), _OUTPUT_KEEP),
     )
+
+
+def _keep_scratch(scratch: Path, base: Path) -> None:
+    """A task died mid-way: what it printed so far becomes its own output."""
+    for suffix in (".out", ".err"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{scratch}{suffix}", f"{base}{suffix}")

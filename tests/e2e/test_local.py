@@ -297,3 +297,21 @@ def _alive(pid: int) -> bool:
             return handle.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_output_of_a_running_task_is_readable(tmp_path: Path) -> None:
+    @cluster
+    def talk_then_wait(flag: str) -> str:
+        print("halfway there", flush=True)
+        Path(flag + ".started").write_text("")
+        while not Path(flag).exists():
+            time.sleep(0.02)
+        return "done"
+
+    flag = str(tmp_path / "go")
+    job = talk_then_wait(flag)
+    await wait_until(lambda: Path(flag + ".started").exists())
+    assert await job.stdout() == "halfway there\n"
+    Path(flag).write_text("")
+    assert await job == "done"
+    assert await job.stdout() == "halfway there\n"
