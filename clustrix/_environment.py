@@ -66,8 +66,10 @@ def _canonical(name: str) -> str:
 
 
 def mentioned_modules(pickles: Iterable[bytes]) -> set[str]:
-    """Top-level module names a pickle refers to (its GLOBALs and strings)."""
-    loaded = {name.split(".")[0] for name in sys.modules}
+    """Top-level module names a pickle refers to (its GLOBALs and strings, such as the
+    names in a function's code: ``import numpy`` inside its body counts), whether or not
+    they are imported here yet."""
+    loaded = {name.split(".")[0] for name in sys.modules} | set(metadata.packages_distributions())
     found: set[str] = set()
     for data in pickles:
         for opcode, argument, _ in pickletools.genops(data):

@@ -176,3 +176,19 @@ def test_replicate_scope_payload_and_all() -> None:
     everything = environment_spec([], scope="all")
     assert "pytest" in {line.split("==")[0].lower() for line in everything.requirements}
     assert spec.digest != everything.digest
+
+
+def test_replicate_sees_imports_inside_the_function_body() -> None:
+    """`import mdurl` inside a function is found from the pickled code's names, though
+    nothing here has imported mdurl (an installed distribution) yet."""
+    import sys
+
+    import cloudpickle
+
+    from clustrix._environment import mentioned_modules
+
+    def uses_it() -> None:
+        import mdurl  # noqa: F401
+
+    assert "mdurl" not in sys.modules
+    assert "mdurl" in mentioned_modules([cloudpickle.dumps(uses_it)])
