@@ -9,8 +9,10 @@ A run directory holds::
     args.bin            every task's (args, kwargs) pickle, back to back
     spec.json           {"format": 1, "count": N, "chunksize": C, "offsets": [...],
                          "time_limit": seconds or null}
-    tasks/I.out, I.err  task I's own stdout and stderr (in serve mode: only if it wrote
-                        any; while it runs they are tasks/.running-PID.out/.err)
+    tasks/I.out, I.err  task I's own stdout and stderr, only if it wrote any (while it
+                        runs: tasks/.running-PID.out/.err in serve mode,
+                        tasks/.running-eE.out/.err for element E in run mode)
+    elements/E.exit     element E's exit status (0 written by the runner itself)
     tasks/I.result      task I's result (written atomically: temp file, then rename)
     tasks/I.timeout     present if the runner killed task I at its time limit
 
@@ -151,9 +153,9 @@ class Run:
     def run_task(self, index: int, *, write_result: bool = True, scratch: str = "") -> bytes:
         """Run task `index`; return its framed result (also written to its file).
 
-        With `scratch` (serve mode), the task writes to ``SCRATCH.out``/``.err``,
-        which become ``I.out``/``I.err`` only if it printed something: creating two
-        files per task costs more than a tiny task itself on some filesystems.
+        The task writes to ``SCRATCH.out``/``.err``, which become ``I.out``/``I.err``
+        only if it printed something: creating two files per task costs more than a
+        tiny task itself on some filesystems (and on shared ones).
         """
         base = os.path.join(self.tasks_dir, str(index))
         sys.stdout.flush()
@@ -242,8 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == "serve":
         return _serve(run)
     size, count = run.spec["chunksize"], run.spec["count"]
+    scratch = os.path.join(run.tasks_dir, f".running-e{element}")
     for index in range(element * size, min((element + 1) * size, count)):
-        run.run_task(index)
+        run.run_task(index, scratch=scratch)
+    # The element's exit record (the job script writes it only when this fails).
+    elements = os.path.join(run.dir, "elements")
+    os.makedirs(elements, mode=0o700, exist_ok=True)
+    _write_atomic(os.path.join(elements, f"{element}.exit"), b"0\n")
     return 0
 
 

@@ -355,11 +355,16 @@ class RemoteRunsBackend(Backend):
         if position in run.outputs:
             return run.outputs[position][0 if stream == "stdout" else 1]
         suffix = "out" if stream == "stdout" else "err"
-        path = posixpath.join(run.directory, "tasks", f"{position}.{suffix}")
-        try:
-            return (await self._area.transport.read_file(path)).decode(errors="replace")
-        except FileNotFoundError:
-            return ""
+        tasks = posixpath.join(run.directory, "tasks")
+        paths = [posixpath.join(tasks, f"{position}.{suffix}")]
+        if not job.done():  # a running task writes to its element's scratch file
+            paths.append(posixpath.join(tasks, f".running-e{position // run.chunksize}.{suffix}"))
+        for path in paths:
+            try:
+                return (await self._area.transport.read_file(path)).decode(errors="replace")
+            except FileNotFoundError:
+                continue
+        return ""
 
     async def aclose(self, *, cancel_running: bool) -> None:
         if cancel_running:

@@ -147,12 +147,17 @@ def test_pre_execution_commands_are_verbatim_and_values_quoted() -> None:
 
 # -- running the scripts --------------------------------------------------------------
 
+# Like the real runner: it records exit 0 itself; the script records any other status.
 FAKE_RUNNER = """import json, os, sys
 run_dir, element = sys.argv[2], int(sys.argv[4])
 assert sys.argv[1] == "run" and sys.argv[3] == "--element"
 with open(os.path.join(run_dir, "seen-%d.json" % element), "w") as f:
     env = {k: os.environ.get(k) for k in ("HOSTILE", "EMPTY", "OMP")}
     json.dump({"cwd": os.getcwd(), "env": env}, f)
+if element % 7 == 0:
+    os.makedirs(os.path.join(run_dir, "elements"), exist_ok=True)
+    with open(os.path.join(run_dir, "elements", "%d.exit" % element), "w") as f:
+        f.write("0\\n")
 sys.exit(element % 7)
 """
 

@@ -31,5 +31,6 @@ cd "$RUN_DIR" || { echo "clustrix: cannot enter the run directory $RUN_DIR" >&2;
 echo "$$" >"$RUN_DIR/elements/$ELEMENT.pid"
 if [ -e "$RUN_DIR/elements/$ELEMENT.cancel" ]; then clustrix_exit 130; fi
 
-"$PYTHON" "$RUNNER" run "$RUN_DIR" --element "$ELEMENT"
-clustrix_exit "$?"
+# On success the runner records exit 0 itself: no extra process on the common path.
+"$PYTHON" "$RUNNER" run "$RUN_DIR" --element "$ELEMENT" || clustrix_exit "$?"
+exit 0
