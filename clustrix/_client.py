@@ -114,7 +114,7 @@ class Client:
     # -- submitting ----------------------------------------------------------------------
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
         """Run ``fn(*args, **kwargs)`` on this client's cluster; returns its `Job`."""
-        return self.start(fn, Options(), [(args, kwargs)], sweep=False)  # type: ignore[return-value]
+        return self._start(fn, Options(), [(args, kwargs)], sweep=False)  # type: ignore[return-value]
 
     def map(
         self,
@@ -140,7 +140,7 @@ class Client:
         """`submit`/`map` with `@cluster` options (cores, memory, time, ...)."""
         return ClientView(self, validate_options(options))
 
-    def start(
+    def _start(
         self,
         fn: Callable[..., Any],
         options: Options,
@@ -249,7 +249,7 @@ class ClientView:
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
         """Run ``fn(*args, **kwargs)`` with these options; returns its `Job`."""
-        job = self._client.start(fn, self._options, [(args, kwargs)], sweep=False)
+        job = self._client._start(fn, self._options, [(args, kwargs)], sweep=False)
         return job  # type: ignore[return-value]
 
     def map(
@@ -266,7 +266,7 @@ class ClientView:
         options = self._options
         if max_concurrent is not None:
             options = options.merged({"max_concurrent": max_concurrent})
-        sweep = self._client.start(
+        sweep = self._client._start(
             fn,
             options,
             calls_from(iterables),

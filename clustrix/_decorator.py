@@ -46,7 +46,7 @@ class RemoteFunction(Generic[P, R]):
         """Start the function on the cluster; never blocks. Returns its `Job`."""
         calls = [(args, dict(kwargs))]
         job = run_in_caller_context(
-            lambda client: client.start(self.__wrapped__, self._options, calls, sweep=False)
+            lambda client: client._start(self.__wrapped__, self._options, calls, sweep=False)
         )
         return job  # type: ignore[return-value]
 
@@ -72,7 +72,7 @@ class RemoteFunction(Generic[P, R]):
         size = check_chunksize(chunksize)
 
         def start(client: Client) -> Any:
-            return client.start(
+            return client._start(
                 self.__wrapped__,
                 options,
                 calls,

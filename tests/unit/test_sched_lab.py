@@ -35,11 +35,16 @@ from clustrix.schedulers import (
 pytestmark = pytest.mark.lab
 
 LAB = Path("/var/lib/clustrix-lab/lab.json")
+# Like the real runner: records exit 0 itself (the job script records other statuses).
 RUNNER = """import os, sys, time
 element = int(sys.argv[4])
 if element == int(os.environ.get("CLX_LAST", "-1")):
     time.sleep(600)
-sys.exit(3 if element == 1 else 0)
+if element == 1:
+    sys.exit(3)
+os.makedirs(os.path.join(sys.argv[2], "elements"), exist_ok=True)
+with open(os.path.join(sys.argv[2], "elements", "%d.exit" % element), "w") as f:
+    f.write("0\\n")
 """
 
 
