@@ -40,9 +40,14 @@ mkdir -p "$1/runs" "$1/cache" && chmod 700 "$1" || exit 3
 if [ -f "$2/READY" ]; then echo bundle=present; else echo bundle=missing; fi
 echo cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 """
+# Unpacked beside the target, then renamed into place: two clients unpacking at once
+# (each sees it missing) never mix their files, and the loser just drops its copy.
 _UNPACK = r"""
 umask 077
-mkdir -p "$1" && tar -xzf - -C "$1" && touch "$1/READY"
+tmp=$(mktemp -d "$1.XXXXXX") || exit 3
+tar -xzf - -C "$tmp" && touch "$tmp/READY" || { rm -rf "$tmp"; exit 4; }
+mv -T "$tmp" "$1" 2>/dev/null || rm -rf "$tmp"
+test -f "$1/READY"
 """
 _VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
 

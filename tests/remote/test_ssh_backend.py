@@ -238,3 +238,23 @@ async def test_python_version_mismatch_is_refused_before_submitting(
         )
     finally:
         fake.unlink()
+
+
+async def test_clients_preparing_one_area_at_once_do_not_clash(
+    lab: dict[str, Any], remote_dir: str
+) -> None:
+    """Six connections find the support bundle missing at the same moment: each unpacks
+    its own copy beside the target and renames it in; the first wins, none breaks."""
+    from clustrix.backends.remote import RemoteArea
+
+    config = ssh_config(lab, remote_dir)
+    transports = [SSHTransport(config) for _ in range(6)]
+    try:
+        areas = [RemoteArea(t, config) for t in transports]
+        await asyncio.gather(*(area.prepare() for area in areas))
+    finally:
+        for transport in transports:
+            await transport.aclose()
+    cache = Path(lab["home"]) / remote_dir.removeprefix("~/") / "cache"
+    (bundle,) = cache.iterdir()  # one bundle, no leftover temporary copies
+    assert (bundle / "READY").exists() and (bundle / "cloudpickle" / "__init__.py").exists()
