@@ -195,7 +195,7 @@ class RemoteRunsBackend(Backend):
         """Quick for young runs, slower for old ones, never above job_poll_interval."""
         now = asyncio.get_running_loop().time()
         youngest = min((now - run.started for run in self._runs.values()), default=0.0)
-        return min(self._config.job_poll_interval, max(0.1, youngest * 0.05))
+        return min(self._config.job_poll_interval, max(0.1, youngest * 0.02))
 
     async def _poll_once(self) -> None:
         runs = list(self._runs.values())
