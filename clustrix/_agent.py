@@ -47,7 +47,8 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _tail(path: str, limit: int = TAIL) -> str:
+def tail(path: str, limit: int = TAIL) -> str:
+    """The last `limit` bytes of a file as text (empty if it cannot be read)."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -121,7 +122,7 @@ def status(request: dict[str, Any]) -> dict[str, Any]:
             )
             if ended:
                 log = tails.get(element) or os.path.join(run_dir, "logs", f"{element}.err")
-                stderr[str(task)] = (_tail(os.path.join(tasks_dir, f"{task}.err")) + _tail(log))[
+                stderr[str(task)] = (tail(os.path.join(tasks_dir, f"{task}.err")) + tail(log))[
                     -TAIL:
                 ]
         answer[run_dir] = {
@@ -166,8 +167,8 @@ def outputs(request: dict[str, Any]) -> dict[str, Any]:
         tasks_dir = os.path.join(run["dir"], "tasks")
         answer[run["dir"]] = {
             str(task): [
-                _tail(os.path.join(tasks_dir, f"{task}.out"), limit),
-                _tail(os.path.join(tasks_dir, f"{task}.err"), limit),
+                tail(os.path.join(tasks_dir, f"{task}.out"), limit),
+                tail(os.path.join(tasks_dir, f"{task}.err"), limit),
             ]
             for task in run["tasks"]
         }

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _runner
+from .._agent import tail as file_tail
 from .._config import ClusterConfig
 from .._job import Job
 from .._payload import decode_result
@@ -377,13 +378,7 @@ def _open_append(path: Path) -> int:
 
 
 def _tail(path: Path, limit: int = 4000) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - limit))
-            return handle.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
+    return file_tail(str(path), limit)
 
 
 def _read_task_files(base: Path, with_result: bool = True) -> tuple[bytes, str, str]:

@@ -98,7 +98,7 @@ class RemoteArea:
         async with self._lock:
             if self._ready:
                 return
-            self.work_dir = await _expand(self.transport, self.config.remote_work_dir)
+            self.work_dir = await self.transport.expand(self.config.remote_work_dir)
             digest, archive = support_bundle()
             self.bundle_dir = posixpath.join(self.work_dir, "cache", digest)
             facts = await self.transport.run(
@@ -162,7 +162,7 @@ class RemoteArea:
 
     async def expand(self, path: str) -> str:
         """`path` on the login node, made absolute (``~`` is the remote home)."""
-        return await _expand(self.transport, path)
+        return await self.transport.expand(path)
 
     async def agent_call(self, mode: str, request: dict[str, Any]) -> Any:
         """One call of the agent (`status` or `cancel`) for many runs at once."""
@@ -171,14 +171,6 @@ class RemoteArea:
             stdin=json.dumps(request).encode(),
         )
         return json.loads(result.stdout)
-
-
-async def _expand(transport: Transport, path: str) -> str:
-    expand = getattr(transport, "expand", None)
-    if expand is not None:
-        expanded: str = await expand(path)
-        return expanded
-    return str(Path(path).expanduser().absolute())
 
 
 def environment_setup(config: ClusterConfig) -> str:

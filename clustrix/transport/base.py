@@ -52,6 +52,10 @@ class Transport(Protocol):
         """Run `argv` and return its output; raise `CommandError` if `check` and it fails."""
         ...
 
+    async def expand(self, path: str) -> str:
+        """`path` made absolute on that host (``~`` and relative paths: its home dir)."""
+        ...
+
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
         """Write `data` to `path` atomically (temp file, then rename)."""
         ...

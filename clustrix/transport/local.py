@@ -45,6 +45,10 @@ class LocalTransport:
         )
         return result.check() if check else result
 
+    async def expand(self, path: str) -> str:
+        expanded = Path(path).expanduser()
+        return str(expanded if expanded.is_absolute() else Path.home() / expanded)
+
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
         await asyncio.to_thread(_write_atomic, Path(path).expanduser(), data, mode)
 
