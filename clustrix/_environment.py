@@ -125,14 +125,24 @@ def _local_source(dist: metadata.Distribution) -> Path | None:
 def environment_spec(
     pickles: Iterable[bytes], *, scope: str = "payload", offline: bool = False
 ) -> EnvironmentSpec:
-    """The pinned environment a payload needs (see the module docstring)."""
+    """The pinned environment a payload needs (see the module docstring).
+
+    Blocking (it may run pip to build or download wheels): call it in a thread.
+    """
+    return spec_for_modules(frozenset(mentioned_modules(pickles)), scope=scope, offline=offline)
+
+
+def spec_for_modules(
+    modules: frozenset[str], *, scope: str = "payload", offline: bool = False
+) -> EnvironmentSpec:
+    """The pinned environment for these top-level modules. Blocking: call in a thread."""
     installed = _installed()
     if scope == "all":
         wanted = set(installed) - _BUILD_TOOLS
     else:
         owners = metadata.packages_distributions()
         wanted = set()
-        for module in mentioned_modules(pickles):
+        for module in modules:
             found = owners.get(module) or _local_owner(module, installed)
             wanted.update(_canonical(d) for d in found or [])
         queue = list(wanted)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._config import ClusterConfig
-from .._environment import environment_spec
+from .._environment import EnvironmentSpec, mentioned_modules, spec_for_modules
 from .._exceptions import ClusterConnectionError, CommandError
 from .._job import Job
 from .._payload import decode_result
@@ -81,6 +81,7 @@ class RemoteRunsBackend(Backend):
         self._config = config
         self._area = RemoteArea(transport, config)
         self.environments = EnvironmentBuilder(self._area)
+        self._specs: dict[tuple[frozenset[str], str, bool], EnvironmentSpec] = {}
         self._name = name
         self._tasks = TaskSet(f"{name} backend")
         self._runs: dict[str, Run] = {}
@@ -151,15 +152,23 @@ class RemoteRunsBackend(Backend):
         self._wake.set()
 
     async def _replicate(self, submission: Submission) -> str:
-        """The replicated environment for this payload (built once per hash)."""
+        """The replicated environment for this payload (built once per hash).
+
+        The spec (which may build wheels of editable distributions with pip) is worked
+        out once per set of modules for the life of this client, not per submission.
+        """
         config, payload = submission.config, submission.payload
-        spec = await asyncio.to_thread(
-            environment_spec,
-            [payload.function, *payload.arguments],
-            scope=config.replicate_scope,
-            offline=config.replicate_offline,
-        )
-        return await self.environments.ensure(spec, offline=config.replicate_offline)
+        pickles = [payload.function, *payload.arguments]
+        modules = frozenset(await asyncio.to_thread(mentioned_modules, pickles))
+        key = (modules, config.replicate_scope, config.replicate_offline)
+        if key not in self._specs:
+            self._specs[key] = await asyncio.to_thread(
+                spec_for_modules,
+                modules,
+                scope=config.replicate_scope,
+                offline=config.replicate_offline,
+            )
+        return await self.environments.ensure(self._specs[key], offline=config.replicate_offline)
 
     def runner_time_limit(self, submission: Submission) -> int | None:
         """Walltime the runner enforces itself (schedulers enforce their own)."""
