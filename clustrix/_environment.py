@@ -29,6 +29,7 @@ from ._exceptions import EnvironmentMismatchError
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _BUILD_TOOLS = {"pip", "setuptools", "wheel"}
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,13 @@ def mentioned_modules(pickles: Iterable[bytes]) -> set[str]:
     loaded = {name.split(".")[0] for name in sys.modules} | set(metadata.packages_distributions())
     found: set[str] = set()
     for data in pickles:
-        for opcode, argument, _ in pickletools.genops(data):
-            if isinstance(argument, str) and opcode.name != "BINBYTES":
-                for word in argument.replace(" ", ".").split("."):
-                    if word in loaded:
-                        found.add(word)
+        for _, argument, _ in pickletools.genops(data):
+            # dotted names only ("rich.console", "numpy"): not paths or prose, whose
+            # pieces ("py" of "script.py") would name unrelated distributions
+            if isinstance(argument, str) and _DOTTED.match(argument):
+                top = argument.split(".")[0]
+                if top in loaded:
+                    found.add(top)
     return found
 
 
@@ -103,9 +106,16 @@ def _local_owner(module: str, installed: dict[str, metadata.Distribution]) -> li
     file = getattr(sys.modules.get(module), "__file__", None)
     if not file:
         return []
+    path = Path(file).resolve()
     for name, dist in installed.items():
         source = _local_source(dist)
-        if source is not None and Path(file).resolve().is_relative_to(source.resolve()):
+        if source is None or not path.is_relative_to(source.resolve()):
+            continue
+        # the module must be the project's own package (or under src/), not a script
+        # that merely lives in the project's directory
+        parts = path.relative_to(source.resolve()).parts
+        parts = parts[1:] if parts[:1] == ("src",) else parts
+        if parts and parts[0] in (module, f"{module}.py"):
             return [name]
     return []
 
