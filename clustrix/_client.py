@@ -337,27 +337,11 @@ async def _close_default_client(loop: asyncio.AbstractEventLoop) -> None:
     await client.aclose()
 
 
-def run_in_caller_context(build: Callable[[Client], R], client: Client | None = None) -> R:
-    """Run `build(client)` on the right loop: the caller's, or the portal's."""
+def run_in_caller_context(build: Callable[[Client], R]) -> R:
+    """Run `build(client)` on the right loop: the caller's, or (plain scripts) the portal's."""
     if _running_loop() is not None:
-        return build(client or client_for_this_loop())
-    if client is not None:
-        loop = client._loop
-        if loop is None or not loop.is_running():
-            raise UsageError("this Client's event loop is not running")
-        return (
-            PORTAL.call(lambda: build(client))
-            if loop is PORTAL.loop()
-            else _call_on(loop, lambda: build(client))
-        )
+        return build(client_for_this_loop())
     return PORTAL.call(lambda: build(client_for_this_loop()))
-
-
-def _call_on(loop: asyncio.AbstractEventLoop, function: Callable[[], R]) -> R:
-    async def call() -> R:
-        return function()
-
-    return asyncio.run_coroutine_threadsafe(call(), loop).result()
 
 
 PORTAL.on_shutdown = _close_default_client
