@@ -154,6 +154,8 @@ class BatchBackend(RemoteRunsBackend):
             offset,
             run.native.get("venv"),
         )
+        if not self._addressable:  # Slurm's Torque wrappers: what sbatch makes of the path
+            pbs.check_wrapper_log_dir(resources.log_dir)
         script = render_script(scheduler, resources, context)
         path = posixpath.join(run.directory, f"job-{offset}.sh")
         await area.transport.write_file(path, script.encode())

@@ -121,7 +121,8 @@ class Scheduler(Protocol):
         """The directive lines of the job script; ConfigError for impossible values."""
 
     def submit_argv(self, script_path: str, res: BatchResources) -> list[str]:
-        """The command that submits the script."""
+        """The command that submits the script; it carries ``res.log_dir`` (as an
+        argument, or as the directory it submits from), never a directive line."""
 
     def parse_submit(self, stdout: str) -> str:
         """The master job id from the submit command's output."""
@@ -170,7 +171,8 @@ def check_job_name(name: str) -> str:
 
 
 def check_path(what: str, path: str) -> str:
-    """An absolute path without whitespace or control characters (for directive lines)."""
+    """An absolute path without whitespace or control characters (for directive lines;
+    log directories go through :func:`check_log_dir` instead)."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise ConfigError(f"{what} must be an absolute path, got {path!r}")
     if any(ch.isspace() or ord(ch) < 32 or ch in _UNSAFE_DIRECTIVE_CHARS for ch in path):
@@ -178,6 +180,27 @@ def check_path(what: str, path: str) -> str:
             f"{what} {path!r} contains whitespace, quotes or shell characters, which a "
             "scheduler directive cannot carry; choose a plainer directory"
         )
+    return path.rstrip("/") or "/"
+
+
+def check_log_dir(scheduler: str, path: str, refuse: Mapping[str, str] | None = None) -> str:
+    """The absolute log directory, as a submit command line carries it (any characters).
+
+    The log directory never goes into a directive line: each scheduler module puts it
+    on the submit command (sent as argv through :func:`shlex.join`) or makes the log
+    file names relative to it. ``refuse`` maps what ``scheduler`` truly cannot take
+    (substrings) to the reason, which the ConfigError names.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigError(f"log_dir must be an absolute path, got {path!r}")
+    if "\0" in path:
+        raise ConfigError(f"log_dir {path!r} contains a NUL character")
+    for text, why in (refuse or {}).items():
+        if text in path:
+            raise ConfigError(
+                f"{scheduler} cannot take the run directory {path!r}: it contains {text!r}, "
+                f"and {why}; choose a remote_work_dir without it"
+            )
     return path.rstrip("/") or "/"
 
 

@@ -15,6 +15,11 @@ Slurm's Torque wrappers (``slurm-wlm-torque``, the lab's PBS flavour) are the
 
 * ``qsub`` prints the bare Slurm id (``111``); ``-o``/``-e``/``-j``/``-t`` are
   honoured only on the command line, which is why :func:`submit_argv` puts them there.
+  It pastes its arguments into one shell command line for sbatch (perl backticks), so
+  :func:`submit_argv` gives it no path of the user's: it runs qsub in the log
+  directory with names relative to it. sbatch expands ``%`` patterns over the whole
+  log path and fails on a backslash in that directory, so the backend refuses those
+  (:func:`check_wrapper_log_dir`).
 * ``qstat -f IDS`` prints the known ids and skips unknown ones (rc 0); when none is
   known it prints nothing and exits 153 (:func:`status_error_is_benign`).
   ``qdel IDS`` cancels the known ids and exits 1 if any id is unknown.
@@ -32,6 +37,7 @@ Slurm's Torque wrappers (``slurm-wlm-torque``, the lab's PBS flavour) are the
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +50,7 @@ from .base import (
     PbsDialect,
     TaskStatus,
     check_job_name,
-    check_path,
+    check_log_dir,
     directive_value,
     extra_options,
     positive,
@@ -119,9 +125,24 @@ def _memory(size: int | None) -> str:
     return f"{-(-size // 1024)}kb"
 
 
-def _log_stems(res: BatchResources) -> tuple[str, str]:
-    log_dir = check_path("log_dir", res.log_dir)
-    stem = f"{log_dir}/{check_job_name(res.job_name)}"
+#: What Slurm's Torque wrappers cannot take in the directory qsub runs in (observed).
+WRAPPER_LOG_DIR_REFUSED = {
+    "%": "the wrappers hand the log paths to sbatch, which expands '%' patterns over the "
+    "whole path",
+    "\\": "sbatch, which the wrappers call, cannot write a log file below a directory "
+    "whose name holds a backslash",
+}
+_PLAIN_ARG = re.compile(r"^[A-Za-z0-9_.+/-]+$")
+
+
+def check_wrapper_log_dir(log_dir: str) -> str:
+    """``log_dir`` if Slurm's Torque wrappers can write logs there, else ConfigError."""
+    return check_log_dir("PBS (Slurm's Torque wrappers)", log_dir, WRAPPER_LOG_DIR_REFUSED)
+
+
+def _log_names(res: BatchResources) -> tuple[str, str]:
+    """The -o/-e file names, relative to the log directory qsub runs in."""
+    stem = check_job_name(res.job_name)
     if _uses_array(res) and res.pbs_dialect == "pro":
         stem += ".^array_index^"  # PBS Pro substitutes the subjob index
     return f"{stem}.out", f"{stem}.err"
@@ -138,8 +159,20 @@ def log_paths(res: BatchResources, master_id: str, element: int) -> tuple[str, s
 
 
 def submit_argv(script_path: str, res: BatchResources) -> list[str]:
-    """``qsub -o OUT -e ERR [-J|-t 0-N%K] [-h] SCRIPT`` (options the wrappers honour)."""
-    out, err = _log_stems(res)
+    """``cd LOG_DIR && qsub -o OUT -e ERR [-J|-t 0-N%K] [-h] SCRIPT`` (options the
+    wrappers honour), every name relative to the log directory: Torque and PBS Pro
+    resolve a relative -o/-e against qsub's working directory, and the wrappers (which
+    re-read their arguments with a shell) see no text of the user's."""
+    log_dir = check_log_dir("PBS", res.log_dir)
+    if not script_path.startswith("/"):
+        raise ConfigError(f"the job script path must be absolute, got {script_path!r}")
+    script = posixpath.relpath(script_path, log_dir)
+    if not _PLAIN_ARG.match(script):
+        raise ConfigError(
+            f"the job script {script_path!r} must lie beside the log directory {log_dir!r} "
+            "(Slurm's Torque wrappers pass qsub's arguments through a shell)"
+        )
+    out, err = _log_names(res)
     argv = ["qsub", "-o", out, "-e", err]
     if _uses_array(res) and res.array is not None:
         spec = f"0-{res.array.count - 1}"
@@ -147,7 +180,7 @@ def submit_argv(script_path: str, res: BatchResources) -> list[str]:
         argv += ["-J" if res.pbs_dialect == "pro" else "-t", spec]
     if res.hold:
         argv.append("-h")
-    return [*argv, script_path]
+    return ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", log_dir, *argv, script]
 
 
 def parse_submit(stdout: str) -> str:

@@ -13,6 +13,13 @@ relies on:
   while pending leaves no qacct record (observed), like Slurm's.
 * ``qacct`` on a qdel'ed running job: ``failed 100 : assumedly after job`` with
   ``exit_status 137``; that is CANCELLED unless the job ran into its ``h_rt``.
+* The log directory goes on qsub's command line (``-wd``, one argument, any
+  characters) and the ``#$ -o``/``-e`` names are relative to it, so no directive
+  carries a path (``-o`` would also split at ``,`` and ``:``). Grid Engine expands its
+  pseudo variables (``$HOME``, ``$USER``, ...) anywhere in those paths, also as a
+  prefix (``$USERx``), and cannot enter a working directory whose name holds a
+  newline (``failed 28 : changing into working directory``): such directories are
+  refused (observed on the lab).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from .base import (
     BatchResources,
     TaskStatus,
     check_job_name,
-    check_path,
+    check_log_dir,
     directive_value,
     expand_indices,
     extra_options,
@@ -100,8 +107,8 @@ _MEMORY_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
 def directives(res: BatchResources) -> list[str]:
     """``#$`` lines: name, shell, logs, PE slots, h_vmem per slot, h_rt, array, extra."""
     name = check_job_name(res.job_name)
-    log_dir = check_path("log_dir", res.log_dir)
-    stem = f"{log_dir}/{name}.$JOB_ID" + (".$TASK_ID" if res.array is not None else "")
+    _log_dir(res)  # the -o/-e names are relative to it: qsub -wd LOG_DIR (submit_argv)
+    stem = f"{name}.$JOB_ID" + (".$TASK_ID" if res.array is not None else "")
     lines = [f"-N {name}", "-S /bin/bash", f"-o {stem}.out", f"-e {stem}.err"]
     cores = positive("cores", res.cores) or 1
     if positive("nodes", res.nodes) not in (None, 1):
@@ -135,6 +142,18 @@ def directives(res: BatchResources) -> list[str]:
     return [f"{DIRECTIVE_PREFIX} {line}" for line in lines]
 
 
+_PSEUDO = "Grid Engine replaces it (a pseudo variable of qsub -o/-e/-wd paths) by a value"
+_LOG_DIR_REFUSED = {
+    **{f"${var}": _PSEUDO for var in ("HOME", "USER", "JOB_ID", "JOB_NAME", "HOSTNAME", "TASK_ID")},
+    "\n": "Grid Engine cannot run a job in a directory whose name holds a newline",
+    "\r": "Grid Engine cannot run a job in a directory whose name holds a carriage return",
+}
+
+
+def _log_dir(res: BatchResources) -> str:
+    return check_log_dir("Grid Engine", res.log_dir, _LOG_DIR_REFUSED)
+
+
 def _memory(size: int) -> str:
     for unit in ("G", "M", "K"):
         if size % _MEMORY_UNITS[unit] == 0:
@@ -150,8 +169,12 @@ def log_paths(res: BatchResources, master_id: str, element: int) -> tuple[str, s
 
 
 def submit_argv(script_path: str, res: BatchResources) -> list[str]:
-    """``qsub -terse SCRIPT``: prints ``4``, or ``5.1-10:1`` for an array."""
-    return ["qsub", "-terse", script_path]
+    """``qsub -terse -wd LOG_DIR SCRIPT``: prints ``4``, or ``5.1-10:1`` for an array.
+
+    The job starts in the log directory, which makes the relative ``#$ -o``/``-e``
+    names land there; the job script then enters its run directory itself.
+    """
+    return ["qsub", "-terse", "-wd", _log_dir(res), script_path]
 
 
 def parse_submit(stdout: str) -> str:

@@ -15,6 +15,11 @@ Formats are those of Slurm 22.05 as recorded on the test lab (see
   on 22.05): if clustrix cancelled it, it is CANCELLED; otherwise it is lost.
 * Pass master ids for whole arrays (``--array`` lists every element of ``7``), so
   the command line does not grow with the array.
+* ``--output``/``--error`` go on sbatch's command line, not in ``#SBATCH`` lines, so
+  any directory works (spaces, quotes, ``$``): sbatch expands ``%`` patterns over the
+  WHOLE path (also a relative one joined to the working directory), so a ``%`` in
+  the directory is doubled; a backslash anywhere turns the expansion off (each job
+  could not get its own file), so such a directory is refused (observed on 22.05).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from .base import (
     BatchResources,
     TaskStatus,
     check_job_name,
-    check_path,
+    check_log_dir,
     directive_value,
     expand_indices,
     extra_options,
@@ -104,11 +109,11 @@ _MAX_ARRAY = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)", re.MULTILINE)
 
 
 def directives(res: BatchResources) -> list[str]:
-    """``#SBATCH`` lines: name, logs, CPUs, memory per node, time, GPUs, array, extra."""
+    """``#SBATCH`` lines: name, CPUs, memory per node, time, GPUs, array, extra (the
+    log files are on sbatch's command line, see :func:`submit_argv`)."""
     name = check_job_name(res.job_name)
-    log_dir = check_path("log_dir", res.log_dir)
-    out, err = _log_patterns(res, log_dir)
-    lines = [f"--job-name={name}", f"--output={out}", f"--error={err}"]
+    _log_patterns(res)  # refuse an impossible log_dir when the script is rendered
+    lines = [f"--job-name={name}"]
     if positive("nodes", res.nodes) is not None:
         lines.append(f"--nodes={res.nodes}")
     lines.append(f"--cpus-per-task={positive('cores', res.cores)}")
@@ -136,8 +141,17 @@ def directives(res: BatchResources) -> list[str]:
     return [f"{DIRECTIVE_PREFIX} {line}" for line in lines]
 
 
-def _log_patterns(res: BatchResources, log_dir: str) -> tuple[str, str]:
-    stem = f"{log_dir}/{res.job_name}." + ("%A_%a" if res.array is not None else "%j")
+_LOG_DIR_REFUSED = {
+    "\\": "a backslash in an --output/--error path turns off sbatch's %A/%a/%j "
+    "substitution, so each job could not get its own log file",
+}
+
+
+def _log_patterns(res: BatchResources) -> tuple[str, str]:
+    """``--output``/``--error`` patterns: the directory's own ``%`` doubled."""
+    log_dir = check_log_dir("Slurm", res.log_dir, _LOG_DIR_REFUSED).replace("%", "%%")
+    stem = f"{log_dir}/{check_job_name(res.job_name)}."
+    stem += "%A_%a" if res.array is not None else "%j"
     return f"{stem}.out", f"{stem}.err"
 
 
@@ -148,8 +162,9 @@ def log_paths(res: BatchResources, master_id: str, element: int) -> tuple[str, s
 
 
 def submit_argv(script_path: str, res: BatchResources) -> list[str]:
-    """``sbatch --parsable SCRIPT`` (everything else is in the directives)."""
-    return ["sbatch", "--parsable", script_path]
+    """``sbatch --parsable --output=.. --error=.. SCRIPT`` (the rest is in the directives)."""
+    out, err = _log_patterns(res)
+    return ["sbatch", "--parsable", f"--output={out}", f"--error={err}", script_path]
 
 
 def parse_submit(stdout: str) -> str:

@@ -89,17 +89,21 @@ def test_directives_refuse() -> None:
         pbs.directives(res(extra={"l": "walltime=1\n#PBS -u root"}))
 
 
+CD = ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh"]
+
+
 def test_submit_argv_puts_logs_array_and_hold_on_the_command_line() -> None:
-    # LAB.md: Slurm's Torque wrappers honour -o/-e/-j/-t only on the qsub command line
-    assert pbs.submit_argv("/r/job.sh", res()) == [
-        "qsub", "-o", "/home/u/logs/clx-c3.out", "-e", "/home/u/logs/clx-c3.err", "/r/job.sh",
+    # LAB.md: Slurm's Torque wrappers honour -o/-e/-j/-t only on the qsub command line;
+    # qsub runs in the log directory, every name relative to it
+    assert pbs.submit_argv("/home/u/job.sh", res()) == [
+        *CD, "/home/u/logs", "qsub", "-o", "clx-c3.out", "-e", "clx-c3.err", "../job.sh",
     ]  # fmt: skip
     torque = pbs.submit_argv("/r/job.sh", res(array=ArraySpec(10, 2), hold=True))
-    assert torque[-4:] == ["-t", "0-9%2", "-h", "/r/job.sh"]
-    pro = pbs.submit_argv("/r/job.sh", res(pbs_dialect="pro", array=ArraySpec(10)))
+    assert torque[-4:] == ["-t", "0-9%2", "-h", "../../../r/job.sh"]
+    pro = pbs.submit_argv("/home/u/job.sh", res(pbs_dialect="pro", array=ArraySpec(10)))
     assert pro == [
-        "qsub", "-o", "/home/u/logs/clx-c3.^array_index^.out",
-        "-e", "/home/u/logs/clx-c3.^array_index^.err", "-J", "0-9", "/r/job.sh",
+        *CD, "/home/u/logs", "qsub", "-o", "clx-c3.^array_index^.out",
+        "-e", "clx-c3.^array_index^.err", "-J", "0-9", "../job.sh",
     ]  # fmt: skip
 
 

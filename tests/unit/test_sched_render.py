@@ -327,7 +327,7 @@ def test_render_refuses(ctx_change: dict[str, object], message: str) -> None:
 def test_render_refuses_hostile_directive_values() -> None:
     for res in (
         BatchResources("clx x", LOGS),
-        BatchResources("clx-x", "/home/my logs"),
+        BatchResources("clx-x", "/home/my\\logs"),  # Slurm: a backslash stops %j
         BatchResources("clx-x", LOGS, queue="q\n#SBATCH --uid=0"),
         BatchResources("clx-x", LOGS, extra={"comment": "$(touch pwned)"}),
     ):

@@ -36,7 +36,9 @@ def test_parse_submit_lab_samples() -> None:
     assert sge.parse_submit(read("lab_qsub_terse_array.txt")) == "5"
     with pytest.raises(SubmissionError):
         sge.parse_submit("Unable to run job: error: no suitable queues.\n")
-    assert sge.submit_argv("/r/job.sh", res()) == ["qsub", "-terse", "/r/job.sh"]
+    assert sge.submit_argv("/r/job.sh", res()) == [
+        "qsub", "-terse", "-wd", "/home/u/logs", "/r/job.sh",
+    ]  # fmt: skip
 
 
 def test_directives_full() -> None:
@@ -56,8 +58,8 @@ def test_directives_full() -> None:
     assert lines == [
         "#$ -N clx-b2",
         "#$ -S /bin/bash",
-        "#$ -o /home/u/logs/clx-b2.$JOB_ID.$TASK_ID.out",
-        "#$ -e /home/u/logs/clx-b2.$JOB_ID.$TASK_ID.err",
+        "#$ -o clx-b2.$JOB_ID.$TASK_ID.out",
+        "#$ -e clx-b2.$JOB_ID.$TASK_ID.err",
         "#$ -pe mpi 2",
         "#$ -l h_vmem=1536M",
         "#$ -l h_rt=1:01:40",
@@ -74,7 +76,7 @@ def test_directives_full() -> None:
 
 def test_directives_single_slot_job() -> None:
     lines = sge.directives(res(memory=2 * 1024**3, nodes=1))
-    assert "#$ -o /home/u/logs/clx-b2.$JOB_ID.out" in lines
+    assert "#$ -o clx-b2.$JOB_ID.out" in lines
     assert "#$ -l h_vmem=2G" in lines
     assert not any("-pe" in line or "-t " in line for line in lines)
 

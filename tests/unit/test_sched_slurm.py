@@ -42,8 +42,13 @@ def test_parse_submit_refuses_garbage() -> None:
         slurm.parse_submit("sbatch: error: Batch job submission failed\n")
 
 
-def test_submit_argv_is_parsable_sbatch() -> None:
-    assert slurm.submit_argv("/r/job.sh", res()) == ["sbatch", "--parsable", "/r/job.sh"]
+def test_submit_argv_is_parsable_sbatch_with_the_logs() -> None:
+    assert slurm.submit_argv("/r/job.sh", res()) == [
+        "sbatch", "--parsable",
+        "--output=/home/u/.clustrix/logs/clx-a1.%j.out",
+        "--error=/home/u/.clustrix/logs/clx-a1.%j.err",
+        "/r/job.sh",
+    ]  # fmt: skip
 
 
 # -- directives -----------------------------------------------------------------------
@@ -72,8 +77,6 @@ def test_directives_full() -> None:
     )
     assert lines == [
         "#SBATCH --job-name=clx-a1",
-        "#SBATCH --output=/home/u/.clustrix/logs/clx-a1.%A_%a.out",
-        "#SBATCH --error=/home/u/.clustrix/logs/clx-a1.%A_%a.err",
         "#SBATCH --nodes=1",
         "#SBATCH --cpus-per-task=4",
         "#SBATCH --mem=1536M",
@@ -90,10 +93,10 @@ def test_directives_full() -> None:
     ]
 
 
-def test_directives_single_job_uses_job_id_in_logs() -> None:
+def test_single_job_uses_job_id_in_logs() -> None:
+    assert "--output=/home/u/.clustrix/logs/clx-a1.%j.out" in slurm.submit_argv("/j", res())
     lines = slurm.directives(res())
-    assert "#SBATCH --output=/home/u/.clustrix/logs/clx-a1.%j.out" in lines
-    assert not any("--array" in line or "--mem" in line for line in lines)
+    assert not any("--array" in line or "--mem" in line or "logs" in line for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +105,7 @@ def test_directives_single_job_uses_job_id_in_logs() -> None:
         ({"job_name": "bad name"}, "job name"),
         ({"job_name": "a" * 16}, "job name"),
         ({"log_dir": "relative/logs"}, "absolute"),
-        ({"log_dir": "/home/my logs"}, "whitespace"),
+        ({"log_dir": "/home/my\\logs"}, "backslash"),
         ({"queue": "gpu\n#SBATCH --uid=0"}, "queue"),
         ({"account": "a;rm -rf ~"}, "account"),
         ({"extra": {"qos": "high prio"}}, "qos"),
@@ -139,7 +142,7 @@ def test_element_job_id() -> None:
 
 def test_log_paths_follow_the_directive_patterns() -> None:
     arr = res(array=ArraySpec(4))
-    out_pattern = slurm.directives(arr)[1].split("=", 1)[1]
+    out_pattern = slurm.submit_argv("/j", arr)[2].split("=", 1)[1]
     out, err = slurm.log_paths(arr, "25", 3)
     assert out == out_pattern.replace("%A", "25").replace("%a", "3")
     assert err == out.replace(".out", ".err")

@@ -1,11 +1,12 @@
 #!/bin/bash
 #$ -N clx-sweep
 #$ -S /bin/bash
-#$ -o /home/alice/.clustrix/logs/clx-sweep.$JOB_ID.$TASK_ID.out
-#$ -e /home/alice/.clustrix/logs/clx-sweep.$JOB_ID.$TASK_ID.err
+#$ -o clx-sweep.$JOB_ID.$TASK_ID.out
+#$ -e clx-sweep.$JOB_ID.$TASK_ID.err
 #$ -t 1-100
 #$ -tc 10
-# qsub reads the #$ lines above; it expands $JOB_ID and $TASK_ID in the log paths.
+# qsub reads the #$ lines above; it expands $JOB_ID and $TASK_ID in the log names,
+# which are relative to the log directory given as `qsub -wd` on its command line.
 # clustrix job script (sge, job clx-sweep); generated, do not edit.
 # POSIX sh (the ssh backend runs it with `sh`). Child templates fill `directives` and
 # may add a `prologue` (run after `cd "$RUN_DIR"`, before the environment is set up).

@@ -1,8 +1,8 @@
 #!/bin/bash
 #$ -N clx-7f3a9c
 #$ -S /bin/bash
-#$ -o /home/alice/.clustrix/logs/clx-7f3a9c.$JOB_ID.$TASK_ID.out
-#$ -e /home/alice/.clustrix/logs/clx-7f3a9c.$JOB_ID.$TASK_ID.err
+#$ -o clx-7f3a9c.$JOB_ID.$TASK_ID.out
+#$ -e clx-7f3a9c.$JOB_ID.$TASK_ID.err
 #$ -pe smp 4
 #$ -l h_vmem=2G
 #$ -l h_rt=2:30:00
@@ -12,7 +12,8 @@
 #$ -tc 20
 #$ -l gpu=1
 #$ -P physics
-# qsub reads the #$ lines above; it expands $JOB_ID and $TASK_ID in the log paths.
+# qsub reads the #$ lines above; it expands $JOB_ID and $TASK_ID in the log names,
+# which are relative to the log directory given as `qsub -wd` on its command line.
 # clustrix job script (sge, job clx-7f3a9c); generated, do not edit.
 # POSIX sh (the ssh backend runs it with `sh`). Child templates fill `directives` and
 # may add a `prologue` (run after `cd "$RUN_DIR"`, before the environment is set up).

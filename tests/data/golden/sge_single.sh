@@ -1,9 +1,10 @@
 #!/bin/bash
 #$ -N clx-single
 #$ -S /bin/bash
-#$ -o /home/alice/.clustrix/logs/clx-single.$JOB_ID.out
-#$ -e /home/alice/.clustrix/logs/clx-single.$JOB_ID.err
-# qsub reads the #$ lines above; it expands $JOB_ID and $TASK_ID in the log paths.
+#$ -o clx-single.$JOB_ID.out
+#$ -e clx-single.$JOB_ID.err
+# qsub reads the #$ lines above; it expands $JOB_ID and $TASK_ID in the log names,
+# which are relative to the log directory given as `qsub -wd` on its command line.
 # clustrix job script (sge, job clx-single); generated, do not edit.
 # POSIX sh (the ssh backend runs it with `sh`). Child templates fill `directives` and
 # may add a `prologue` (run after `cd "$RUN_DIR"`, before the environment is set up).

@@ -1,7 +1,5 @@
 #!/bin/bash
 #SBATCH --job-name=clx-7f3a9c
-#SBATCH --output=/home/alice/.clustrix/logs/clx-7f3a9c.%A_%a.out
-#SBATCH --error=/home/alice/.clustrix/logs/clx-7f3a9c.%A_%a.err
 #SBATCH --nodes=1
 #SBATCH --cpus-per-task=4
 #SBATCH --mem=8G
@@ -14,7 +12,8 @@
 #SBATCH --qos=debug
 #SBATCH --exclusive
 #SBATCH -C a100
-# sbatch reads the #SBATCH lines above; %A_%a / %j in the log paths are Slurm's.
+# sbatch reads the #SBATCH lines above; the log files are on its command line
+# (a directive could not carry every directory name).
 # clustrix job script (slurm, job clx-7f3a9c); generated, do not edit.
 # POSIX sh (the ssh backend runs it with `sh`). Child templates fill `directives` and
 # may add a `prologue` (run after `cd "$RUN_DIR"`, before the environment is set up).

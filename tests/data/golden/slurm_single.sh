@@ -1,9 +1,8 @@
 #!/bin/bash
 #SBATCH --job-name=clx-single
-#SBATCH --output=/home/alice/.clustrix/logs/clx-single.%j.out
-#SBATCH --error=/home/alice/.clustrix/logs/clx-single.%j.err
 #SBATCH --cpus-per-task=1
-# sbatch reads the #SBATCH lines above; %A_%a / %j in the log paths are Slurm's.
+# sbatch reads the #SBATCH lines above; the log files are on its command line
+# (a directive could not carry every directory name).
 # clustrix job script (slurm, job clx-single); generated, do not edit.
 # POSIX sh (the ssh backend runs it with `sh`). Child templates fill `directives` and
 # may add a `prologue` (run after `cd "$RUN_DIR"`, before the environment is set up).
