@@ -22,7 +22,6 @@ from typing import Any
 
 import cloudpickle
 
-from . import _runner
 from ._exceptions import (
     JobFailedError,
     RemoteError,
@@ -30,6 +29,7 @@ from ._exceptions import (
     SerializationError,
 )
 from ._units import format_memory
+from .oncluster import runner as _runner
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]
 

@@ -29,7 +29,7 @@ from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError
 from ._portal import PORTAL
 from ._remote_fs import RemoteTree, remote_tree
-from ._runner import IN_JOB_ENV
+from .oncluster.runner import IN_JOB_ENV
 
 T = TypeVar("T")
 

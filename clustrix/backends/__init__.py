@@ -28,13 +28,13 @@ def create_backend(config: ClusterConfig, transport_for: TransportFor | None = N
             raise ConfigError("cluster_type='ssh' needs cluster_host (the host to run on)")
         if transport_for is None:
             raise ConfigError("the ssh backend needs a transport")
-        from .ssh import SSHBackend
+        from .remote.ssh import SSHBackend
 
         return SSHBackend(config, transport_for(config))
     if config.cluster_type in ("slurm", "pbs", "sge"):
         if transport_for is None:
             raise ConfigError(f"the {config.cluster_type} backend needs a transport")
-        from .batch import BatchBackend
+        from .remote.batch import BatchBackend
 
         # No cluster_host: clustrix runs on the login node, commands run here.
         return BatchBackend(config, transport_for(config))

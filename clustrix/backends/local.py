@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import _runner
-from .._agent import tail as file_tail
 from .._config import ClusterConfig
 from .._job import Job
 from .._payload import decode_result
 from .._states import JobState
 from .._tasks import TaskSet
 from .._units import format_time
+from ..oncluster import runner as _runner
+from ..oncluster.agent import tail as file_tail
 from ..transport.local import LocalTransport
 from .base import Backend, Stream, Submission
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from clustrix import ClusterConfig
-from clustrix.backends.k8s_manifests import default_image
+from clustrix.backends.kubernetes.manifests import default_image
 
 from .fake_apiserver import FakeApiServer
 from .fake_kubelet import FakeCluster

@@ -32,7 +32,7 @@ from clustrix import (
     SerializationError,
     SubmissionError,
 )
-from clustrix.backends.k8s_manifests import LABEL_KEY
+from clustrix.backends.kubernetes.manifests import LABEL_KEY
 
 from .conftest import Kube
 from .fake_apiserver import INDEX, FakeApiServer

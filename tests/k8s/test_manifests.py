@@ -9,9 +9,9 @@ import pytest
 from clustrix import ClusterConfig, ConfigError, JobState, SerializationError
 from clustrix._options import Resources
 from clustrix._payload import Payload
-from clustrix._runner import frame_result
-from clustrix.backends import k8s_manifests as m
-from clustrix.backends.k8s_status import job_outcome, parse_log, pod_view
+from clustrix.backends.kubernetes import manifests as m
+from clustrix.backends.kubernetes.status import job_outcome, parse_log, pod_view
+from clustrix.oncluster.runner import frame_result
 
 
 def _config(**fields: object) -> ClusterConfig:

@@ -13,8 +13,8 @@ import pytest
 
 from clustrix import Client, ClusterConfig, EnvironmentMismatchError
 from clustrix._environment import EnvironmentSpec, environment_spec
-from clustrix.backends.envbuild import EnvironmentBuilder
-from clustrix.backends.remote import RemoteArea
+from clustrix.backends.remote.area import RemoteArea
+from clustrix.backends.remote.envbuild import EnvironmentBuilder
 from clustrix.transport.ssh import SSHTransport
 
 from .conftest import ssh_config

@@ -245,7 +245,7 @@ async def test_clients_preparing_one_area_at_once_do_not_clash(
 ) -> None:
     """Six connections find the support bundle missing at the same moment: each unpacks
     its own copy beside the target and renames it in; the first wins, none breaks."""
-    from clustrix.backends.remote import RemoteArea
+    from clustrix.backends.remote.area import RemoteArea
 
     config = ssh_config(lab, remote_dir)
     transports = [SSHTransport(config) for _ in range(6)]

@@ -14,7 +14,7 @@ import pytest
 
 from clustrix import RemoteError, ResultIntegrityError, SerializationError
 from clustrix._payload import decode_result, serialize_call
-from clustrix._runner import _encode, _outcome, frame_result
+from clustrix.oncluster.runner import _encode, _outcome, frame_result
 
 BIG = 1 << 30
 

@@ -13,13 +13,13 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._exceptions import EnvironmentMismatchError, ResultIntegrityError, SerializationError
-from .._job import Job
-from .._payload import decode_result
-from .._states import JobState
-from .base import Submission
-from .k8s_manifests import default_image
-from .k8s_status import PodLog, PodView, describe, stuck_hint
+from ..._exceptions import EnvironmentMismatchError, ResultIntegrityError, SerializationError
+from ..._job import Job
+from ..._payload import decode_result
+from ..._states import JobState
+from ..base import Submission
+from .manifests import default_image
+from .status import PodLog, PodView, describe, stuck_hint
 
 OUTPUT_KEEP = 1 << 20  # characters of a finished task's output kept for stdout()
 

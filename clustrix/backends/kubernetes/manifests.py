@@ -28,13 +28,13 @@ from typing import Any
 
 import cloudpickle
 
-from .. import _runner
-from .._config import ClusterConfig
-from .._exceptions import ConfigError, SerializationError
-from .._options import Resources
-from .._payload import Payload
-from . import k8s_entry
-from .base import Submission
+from ..._config import ClusterConfig
+from ..._exceptions import ConfigError, SerializationError
+from ..._options import Resources
+from ..._payload import Payload
+from ...oncluster import k8s_entry
+from ...oncluster import runner as _runner
+from ..base import Submission
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_KEY = "clustrix.io/key"

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._runner import TIMEOUT_EXIT
-from .._states import JobState
-from .k8s_entry import MARK
-from .k8s_manifests import CONTAINER, INDEX_ANNOTATION
+from ..._states import JobState
+from ...oncluster.k8s_entry import MARK
+from ...oncluster.runner import TIMEOUT_EXIT
+from .manifests import CONTAINER, INDEX_ANNOTATION
 
 #: Container waiting reasons that will not fix themselves; after a grace period the
 #: task fails with the kubelet's message instead of waiting forever.

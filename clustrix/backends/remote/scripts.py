@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .._config import ClusterConfig
-from .._options import Resources
-from ..schedulers.base import BatchResources
-from ..schedulers.render import ScriptContext, render_script
+from ..._config import ClusterConfig
+from ..._options import Resources
+from ...schedulers.base import BatchResources
+from ...schedulers.render import ScriptContext, render_script
 
 
 class _DetachedProcess:

@@ -25,11 +25,12 @@ from typing import Any
 
 import cloudpickle
 
-from .. import _agent, _runner
-from .._config import ClusterConfig
-from .._exceptions import EnvironmentMismatchError
-from ..transport.base import CommandResult, Transport
-from .base import Submission
+from ..._config import ClusterConfig
+from ..._exceptions import EnvironmentMismatchError
+from ...oncluster import agent as _agent
+from ...oncluster import runner as _runner
+from ...transport.base import CommandResult, Transport
+from ..base import Submission
 
 LOCAL_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 

@@ -20,14 +20,14 @@ import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from .._config import ClusterConfig
-from .._exceptions import ClusterConnectionError, CommandError
-from .._job import Job
-from .._states import JobState
-from .._tasks import TaskSet
-from . import k8s_manifests as manifests
-from .base import Backend, Stream, Submission
-from .k8s_api import (
+from ..._config import ClusterConfig
+from ..._exceptions import ClusterConnectionError, CommandError
+from ..._job import Job
+from ..._states import JobState
+from ..._tasks import TaskSet
+from ..base import Backend, Stream, Submission
+from . import manifests
+from .api import (
     ApiError,
     KubeApi,
     command_error,
@@ -35,8 +35,8 @@ from .k8s_api import (
     refusal_error,
     submission_error,
 )
-from .k8s_runs import Element, Run, fail_stuck, fail_unsettled, resolve
-from .k8s_status import PodView, completion_index, job_outcome, parse_log, pod_view
+from .runs import Element, Run, fail_stuck, fail_unsettled, resolve
+from .status import PodView, completion_index, job_outcome, parse_log, pod_view
 
 log = logging.getLogger("clustrix")
 

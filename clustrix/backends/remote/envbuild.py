@@ -13,9 +13,9 @@ import asyncio
 import logging
 import posixpath
 
-from .._environment import EnvironmentSpec
-from .._exceptions import EnvironmentMismatchError
-from .remote import RemoteArea
+from ..._environment import EnvironmentSpec
+from ..._exceptions import EnvironmentMismatchError
+from .area import RemoteArea
 
 log = logging.getLogger("clustrix")
 BUILD_TIMEOUT = 1800  # seconds a lock may be held before it is considered stale

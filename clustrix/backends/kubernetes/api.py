@@ -23,9 +23,9 @@ import aiohttp
 from kubernetes_asyncio import client as kclient
 from kubernetes_asyncio import config as kconfig
 
-from .._config import ClusterConfig
-from .._exceptions import ClusterConnectionError, CommandError, ConfigError, SubmissionError
-from .._tasks import TaskSet
+from ..._config import ClusterConfig
+from ..._exceptions import ClusterConnectionError, CommandError, ConfigError, SubmissionError
+from ..._tasks import TaskSet
 
 log = logging.getLogger("clustrix")
 P = ParamSpec("P")

@@ -22,18 +22,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._config import ClusterConfig
-from .._environment import EnvironmentSpec, mentioned_modules, spec_for_modules
-from .._exceptions import ClusterConnectionError, CommandError
-from .._job import Job
-from .._payload import decode_result
-from .._states import JobState
-from .._tasks import TaskSet
-from .._units import format_time
-from ..transport.base import Transport
-from .base import Backend, Stream, Submission
+from ..._config import ClusterConfig
+from ..._environment import EnvironmentSpec, mentioned_modules, spec_for_modules
+from ..._exceptions import ClusterConnectionError, CommandError
+from ..._job import Job
+from ..._payload import decode_result
+from ..._states import JobState
+from ..._tasks import TaskSet
+from ..._units import format_time
+from ...transport.base import Transport
+from ..base import Backend, Stream, Submission
+from .area import RemoteArea
 from .envbuild import EnvironmentBuilder
-from .remote import RemoteArea
 
 log = logging.getLogger("clustrix")
 _INLINE_LIMIT = 1 << 20  # results up to this size come back inside the poll answer

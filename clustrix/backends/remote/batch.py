@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._config import ClusterConfig
-from .._exceptions import ClusterConnectionError, CommandError, SubmissionError
-from .._states import JobState
-from ..schedulers import (
+from ..._config import ClusterConfig
+from ..._exceptions import ClusterConnectionError, CommandError, SubmissionError
+from ..._states import JobState
+from ...schedulers import (
     ArraySpec,
     BatchResources,
     Scheduler,
@@ -28,9 +28,9 @@ from ..schedulers import (
     pbs,
     render_script,
 )
-from ..schedulers.base import TaskStatus
-from ..transport.base import Transport
-from .base import Submission
+from ...schedulers.base import TaskStatus
+from ...transport.base import Transport
+from ..base import Submission
 from .runs import Fate, RemoteRunsBackend, Run
 from .scripts import script_context
 
@@ -90,7 +90,7 @@ class BatchBackend(RemoteRunsBackend):
         if self._max_array is None:
             self._max_array = 1000  # a cautious default where the scheduler cannot say
             if self.scheduler.NAME == "slurm":
-                from ..schedulers import slurm
+                from ...schedulers import slurm
 
                 out = await self._area.transport.run(slurm.config_argv(), check=False)
                 if out.exit_status == 0:

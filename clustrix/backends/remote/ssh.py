@@ -13,11 +13,11 @@ import posixpath
 from collections.abc import Sequence
 from typing import Any
 
-from .._config import ClusterConfig
-from .._exceptions import ClusterConnectionError
-from .._states import JobState
-from ..transport.base import Transport
-from .base import Submission
+from ..._config import ClusterConfig
+from ..._exceptions import ClusterConnectionError
+from ..._states import JobState
+from ...transport.base import Transport
+from ..base import Submission
 from .runs import Fate, RemoteRunsBackend, Run, auto_chunksize
 from .scripts import render_ssh_script
 
