@@ -96,6 +96,9 @@ class ClusterConfig(BaseSettings):
     max_parallel_jobs: int | None = Field(None, ge=1)
     cleanup_remote_files: bool = True
     max_payload_size: MemoryString = "2G"
+    # local job records (clustrix/_records.py); None = ~/.clustrix/records.db
+    records_path: Path | None = None
+    records_retention_days: int = Field(30, ge=0)
     # schedulers
     pbs_dialect: Literal["auto", "pro", "torque"] = "auto"
     sge_pe: str = "smp"
