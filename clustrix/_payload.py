@@ -5,16 +5,22 @@ does that by itself). So are functions and classes from the user's own modules t
 are not installed packages (a ``helpers.py`` beside the script): the remote side could
 not import them, so every such loaded module is registered with cloudpickle's
 ``register_pickle_by_value``.
+
+cloudpickle names the file of every code object it pickles by value
+``<dynamic-code>``; clustrix keeps the real file name (line numbers are kept anyway),
+so a remote traceback through a function from ``__main__`` points at the user's file.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import site
 import sys
 import sysconfig
 import types
+from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +69,30 @@ class Payload:
         return json.dumps(spec).encode()
 
 
+_CLOUDPICKLE_CODE_REDUCE = cloudpickle.Pickler.dispatch_table[types.CodeType]
+
+
+def _code_reduce(code: types.CodeType) -> tuple[Any, tuple[Any, ...]]:
+    """cloudpickle's reduction of a code object, with its real ``co_filename``."""
+    constructor, args = _CLOUDPICKLE_CODE_REDUCE(code)
+    try:
+        position = args.index("<dynamic-code>")  # co_filename comes before co_name
+    except ValueError:
+        return constructor, args  # a cloudpickle that keeps the name itself
+    return constructor, (*args[:position], code.co_filename, *args[position + 1 :])
+
+
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is untyped
+    dispatch_table = ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+
+
+def pickle_dumps(obj: object) -> bytes:
+    """`cloudpickle.dumps`, but code pickled by value keeps its file name."""
+    with io.BytesIO() as file:
+        _Pickler(file, protocol=cloudpickle.DEFAULT_PROTOCOL).dump(obj)
+        return file.getvalue()
+
+
 class _ByValueRegistry:
     """Registers the user's own (not installed) modules to be pickled by value."""
 
@@ -103,7 +133,7 @@ def _describe(obj: object) -> str:
 
 def _dumps(obj: object, what: str) -> bytes:
     try:
-        blob: bytes = cloudpickle.dumps(obj)
+        blob = pickle_dumps(obj)
     except Exception as exc:
         raise SerializationError(f"{what} ({_describe(obj)}) cannot be pickled: {exc}") from exc
     return blob
@@ -112,7 +142,7 @@ def _dumps(obj: object, what: str) -> bytes:
 def _pickle_function(fn: Callable[..., Any]) -> bytes:
     name = getattr(fn, "__qualname__", repr(fn))
     try:
-        blob: bytes = cloudpickle.dumps(fn)
+        blob = pickle_dumps(fn)
     except Exception as exc:
         culprit = _find_unpicklable_reference(fn)
         detail = f": it refers to {culprit}, which cannot be pickled" if culprit else ""
@@ -154,7 +184,7 @@ def serialize_call(
     for task, (args, kwargs) in enumerate(calls):
         where = f"task {task}, " if len(calls) > 1 else ""
         try:
-            blob = cloudpickle.dumps((args, kwargs))
+            blob = pickle_dumps((args, kwargs))
         except Exception:
             for position, value in enumerate(args):
                 _dumps(value, f"{where}argument {position}")

@@ -6,7 +6,12 @@ for ``cluster_type="local"``, on the login node's files for a scheduler without
 `cluster_host`, and when called inside a running clustrix job (the runner marks the
 environment), so a job can look at its own cluster's files. Otherwise they go over
 the pooled SSH connection (`clustrix._remote_fs`). Relative paths start from
-`remote_work_dir` on a cluster, from the working directory locally.
+`remote_work_dir` for a cluster configuration, on the client and inside a job alike
+(so ``cluster_glob("*.csv", "input/", config)`` names the same files on both sides),
+and from the working directory for ``cluster_type="local"``.
+
+Calling a helper inside a job needs clustrix importable on the cluster:
+``environment="replicate"`` ships it (with the rest of the local environment).
 
 "Files" are everything that is not a directory; symbolic links are reported as
 they are, never followed.
@@ -138,11 +143,14 @@ def _is_local(config: ClusterConfig) -> bool:
 
 
 def _local_path(path: str | os.PathLike[str], config: ClusterConfig) -> Path:
+    """`path` on this machine, a relative one resolved as the client resolves it.
+
+    For a cluster configuration that is against `remote_work_dir`, also inside a job
+    (whatever the job's working directory), its ``~`` expanded on this machine.
+    """
     expanded = Path(path).expanduser()
     if config.cluster_type == "local" or expanded.is_absolute():
         return expanded
-    if os.environ.get(IN_JOB_ENV) == "1":
-        return expanded  # inside a job: relative to where the job runs
     return Path(config.remote_work_dir).expanduser() / expanded
 
 

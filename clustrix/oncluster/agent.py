@@ -125,6 +125,14 @@ def status(request: dict[str, Any]) -> dict[str, Any]:
                 stderr[str(task)] = (tail(os.path.join(tasks_dir, f"{task}.err")) + tail(log))[
                     -TAIL:
                 ]
+        # An element that started after its files were read (its results may be above):
+        # report its pid as running, so every result comes with its element's id. Its
+        # exit is left to the next call (elements are read before results on purpose).
+        for element, state in elements.items():
+            if state["pid"] is None and state["exit"] is None:
+                late = _read(os.path.join(run_dir, "elements", f"{element}.pid"))
+                if late and late.isdigit():
+                    state.update(pid=int(late), alive=True)
         answer[run_dir] = {
             "now": time.time(),
             "exists": os.path.isdir(run_dir),

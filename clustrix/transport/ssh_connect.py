@@ -88,7 +88,9 @@ async def open_connection(config: ClusterConfig) -> asyncssh.SSHClientConnection
             username=config.username,
             transient=True,
         ) from None
-    except (OSError, asyncssh.Error) as error:
+    except (OSError, asyncssh.Error, asyncssh.KeyImportError) as error:
+        if _names_key_file(config, error):
+            raise _key_file_error(config, label, error) from None
         raise ClusterConnectionError(
             f"cannot connect to {label}: {error}",
             host=host,
@@ -96,6 +98,32 @@ async def open_connection(config: ClusterConfig) -> asyncssh.SSHClientConnection
             username=config.username,
             transient=True,
         ) from error
+
+
+def _key_file_error(config: ClusterConfig, label: str, error: Exception) -> AuthenticationError:
+    problem = (
+        f"is not a private key asyncssh can read ({error})"
+        if isinstance(error, asyncssh.KeyImportError)
+        else f"cannot be read: {getattr(error, 'strerror', None) or error}"
+    )
+    return AuthenticationError(
+        f"cannot log in to {label}: key_file={config.key_file!r} {problem}; set key_file "
+        "to your private key's path, or leave it unset to use ~/.ssh/config, the default "
+        "keys and the ssh-agent",
+        host=config.cluster_host or "",
+        port=config.cluster_port,
+        username=config.username,
+    )
+
+
+def _names_key_file(config: ClusterConfig, error: Exception) -> bool:
+    """True if `error` came from reading the configured `key_file`."""
+    if not config.key_file:
+        return False
+    if isinstance(error, asyncssh.KeyImportError):
+        return True  # only client_keys are imported from files here
+    filename = getattr(error, "filename", None)
+    return filename is not None and str(filename) == os.path.expanduser(config.key_file)
 
 
 def _connect_options(config: ClusterConfig) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import subprocess
 import time
@@ -130,6 +131,64 @@ async def test_clustrix_from_a_checkout_is_shipped_and_works_inside_the_job(
         assert await client.submit(glob_inside_the_job, str(folder)) == ["a.txt", "b.txt"]
     spec = await asyncio.to_thread(environment_spec, [pickle.dumps("clustrix")])
     assert any(name.startswith("clustrix-") for name, _ in spec.wheels)
+
+
+def look_around(config: ClusterConfig) -> dict[str, Any]:
+    """The filesystem helpers with relative paths, as a user's job would call them."""
+    import os
+
+    import clustrix
+
+    os.chdir("/tmp")  # wherever the job happens to run: relative paths must not care
+    return {
+        "glob": clustrix.cluster_glob("*.csv", "input/", config),
+        "find": clustrix.cluster_find("*.csv", "input", config),
+        "ls": clustrix.cluster_ls("input", config),
+        "stat": clustrix.cluster_stat("input/a.csv", config),
+        "stat_dir": clustrix.cluster_stat("input/sub", config),
+        "exists": clustrix.cluster_exists("input/sub/c.csv", config),
+        "missing": clustrix.cluster_exists("input/nothing.csv", config),
+        "isdir": clustrix.cluster_isdir("input/sub", config),
+        "du": clustrix.cluster_du("input", config),
+        "count": clustrix.cluster_count_files("input", "*.csv", config),
+    }
+
+
+async def client_side(config: ClusterConfig) -> dict[str, Any]:
+    from clustrix import fs
+
+    return {
+        "glob": await fs.glob("*.csv", "input/", config),
+        "find": await fs.find("*.csv", "input", config),
+        "ls": await fs.ls("input", config),
+        "stat": await fs.stat("input/a.csv", config),
+        "stat_dir": await fs.stat("input/sub", config),
+        "exists": await fs.exists("input/sub/c.csv", config),
+        "missing": await fs.exists("input/nothing.csv", config),
+        "isdir": await fs.isdir("input/sub", config),
+        "du": await fs.du("input", config),
+        "count": await fs.count_files("input", "*.csv", config),
+    }
+
+
+async def test_relative_paths_mean_the_same_files_in_a_job_as_from_the_client(
+    lab: dict[str, Any], remote_dir: str
+) -> None:
+    """Issue 9: `cluster_glob("*.csv", "input/", config)` inside a Slurm job names the
+    files the same call names from the client (remote_work_dir/input)."""
+    root = Path(lab["home"]) / remote_dir.removeprefix("~/")
+    (root / "input" / "sub").mkdir(parents=True)
+    for name in ("a.csv", "b.csv", "notes.txt", "sub/c.csv"):
+        (root / "input" / name).write_text(name * 3)
+    for path in [root / "input", *(root / "input").rglob("*")]:
+        os.utime(path, (1_700_000_000, 1_700_000_000))  # SFTP v3 carries whole seconds
+    subprocess.run(["chown", "-R", f"{lab['user']}:{lab['user']}", str(root)], check=True)
+    config = replicate(lab, remote_dir, "slurm")
+    async with Client(config) as client:
+        here = await client_side(config)
+        there = await client.submit(look_around, config)
+    assert here["glob"] == ["a.csv", "b.csv"] and here["find"] == ["a.csv", "b.csv", "sub/c.csv"]
+    assert there == here
 
 
 async def test_offline_clusters_get_every_wheel_from_here(

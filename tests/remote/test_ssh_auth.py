@@ -205,6 +205,26 @@ async def test_unreachable_host_names_host_port_and_user(lab: dict[str, Any]) ->
         )
 
 
+@pytest.mark.parametrize("problem", ["missing", "directory", "not a key"])
+async def test_a_bad_key_file_names_the_setting(
+    problem: str, lab: dict[str, Any], remote_dir: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "id_missing"
+    if problem == "directory":
+        key = tmp_path
+    elif problem == "not a key":
+        key = tmp_path / "id_garbage"
+        key.write_text("this is not a private key\n")
+    config = ssh_config(lab, remote_dir, key_file=str(key))
+    with pytest.raises(AuthenticationError) as info:
+        async with Client(config) as client:
+            await client.submit(abs, -1)
+    message = str(info.value)
+    assert f"key_file={str(key)!r}" in message
+    assert f"{lab['user']}@{lab['host']}:{lab['ports']['ssh']}" in message
+    assert not Path(lab["home"], remote_dir.removeprefix("~/")).exists()  # nothing staged
+
+
 def sshd_children_of(lab: dict[str, Any], ports: list[int]) -> list[int]:
     """Pids of the sshd processes serving our client ports (found via ss)."""
     out = subprocess.run(

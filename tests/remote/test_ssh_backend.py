@@ -177,6 +177,38 @@ async def test_cancel_a_sweep_before_its_tasks_start(lab_ssh: ClusterConfig) -> 
     assert all(isinstance(r, JobCancelledError) for r in results)
 
 
+def element_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getppid()  # the element's job.sh, whose pid names the element
+
+
+async def test_each_element_of_a_sweep_has_its_own_job_id(
+    lab_ssh: ClusterConfig, lab: dict[str, Any]
+) -> None:
+    """Before it starts an element is the driver's id with its index; then host:pid."""
+    async with Client(lab_ssh) as client:
+        sweep = client.map(element_pid, [0.5] * 3, max_concurrent=1, chunksize=1, progress=False)
+        while sweep[0].job_id is None:
+            await asyncio.sleep(0.01)
+        before = [job.job_id for job in sweep]
+        driver = str(before[0]).rsplit("_", 1)[0]
+        assert before == [f"{driver}_{e}" for e in range(3)]
+        host, pid = driver.split(":")
+        assert host == lab["host"]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # the lab is this machine
+        assert b"driver.sh" in cmdline
+        pids = await sweep
+    assert [job.job_id for job in sweep] == [f"{lab['host']}:{p}" for p in pids]
+    assert len(set(pids)) == 3
+    async with Client(lab_ssh) as client:
+        single = client.submit(element_pid, 0)
+        while single.job_id is None:
+            await asyncio.sleep(0.01)
+        assert "_" not in str(single.job_id)  # one task: the driver's id, no index
+        pid = await single
+        assert single.job_id == f"{lab['host']}:{pid}"
+
+
 async def test_task_killed_by_a_signal(lab_ssh: ClusterConfig) -> None:
     def die() -> None:
         import os

@@ -1,6 +1,7 @@
 """Configuration: priority chain, files, profiles, validation."""
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,62 @@ def test_config_is_immutable() -> None:
     config = ClusterConfig()
     with pytest.raises(Exception, match="frozen"):
         config.cluster_host = "x"  # type: ignore[misc]
+
+
+def test_a_misspelt_environment_variable_is_warned_about_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLUSTRIX_CLUSTER_HOTS", "typo")
+    with pytest.warns(UserWarning, match="CLUSTRIX_CLUSTER_HOTS") as record:
+        config = ClusterConfig()
+    assert config.cluster_host is None  # ignored, but no longer silently
+    (message,) = [str(w.message) for w in record]
+    assert "did you mean CLUSTRIX_CLUSTER_HOST (field 'cluster_host')" in message
+
+
+def test_an_alias_in_the_environment_points_at_its_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLUSTRIX_CLEANUP_ON_SUCCESS", "false")
+    with pytest.warns(UserWarning, match="CLUSTRIX_CLEANUP_REMOTE_FILES"):
+        ClusterConfig()
+
+
+def test_clustrixs_own_variables_and_fields_are_not_warned_about(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    own = {
+        "CLUSTRIX_IN_JOB": "1",
+        "CLUSTRIX_TASK_INDEX": "3",
+        "CLUSTRIX_K8S_PAYLOAD": "/p",
+        "CLUSTRIX_K8S_WORK": "/w",
+        "CLUSTRIX_K8S_PYTHON": "3.11",
+        "CLUSTRIX_K8S_RESULT_LIMIT": "1",
+        "CLUSTRIX_K8S_TASK_TIME": "1",
+        "CLUSTRIX_LAB_STATUS": "up",
+        "CLUSTRIX_LAB_FLAVOR": "pbs",
+        "CLUSTRIX_TEST_KUBECONFIG": "/k",
+        "CLUSTRIX_TEST_K8S_NAMESPACE": "ns",
+        "CLUSTRIX_UPDATE_GOLDEN": "1",
+        "CLUSTRIX_DEFAULT_CORES": "2",  # fields, of course
+        "clustrix_username": "lower-case works too",
+        "CLUSTRIX_K8S_PENDING_GRACE_SECONDS": "5",
+    }
+    for name, value in own.items():
+        monkeypatch.setenv(name, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = ClusterConfig()
+    assert config.default_cores == 2 and config.username == "lower-case works too"
+
+
+async def test_a_job_sees_no_warning_about_the_variables_clustrix_sets() -> None:
+    @clustrix.cluster
+    def build_config() -> list[str]:
+        import os
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            clustrix.ClusterConfig()
+        assert os.environ["CLUSTRIX_IN_JOB"] == "1"
+        return [str(w.message) for w in caught]
+
+    assert await build_config() == []

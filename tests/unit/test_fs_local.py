@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,44 @@ async def test_helpers_inside_a_running_job_act_on_the_jobs_machine(tree: Path) 
     assert await list_inputs(str(tree)) == ["a.txt", "link.txt"]
     with pytest.raises(ClusterConnectionError):  # outside a job it goes to the cluster
         clustrix.cluster_glob("*.txt", str(tree), slurm)
+
+
+async def test_relative_paths_inside_a_job_start_from_remote_work_dir(tree: Path) -> None:
+    """Issue 9: `cluster_glob("*.csv", "input/", config)` inside a job means what it
+    means from the client: remote_work_dir/input, not the job's working directory."""
+    (tree / "input").mkdir()
+    for name in ("x.csv", "y.csv", "z.txt"):
+        (tree / "input" / name).write_text(name)
+    slurm = ClusterConfig(
+        cluster_type="slurm", cluster_host="login.invalid", remote_work_dir=str(tree)
+    )
+
+    @cluster
+    def look(config: ClusterConfig) -> tuple[Any, ...]:
+        os.chdir("/")  # a job's working directory is anywhere
+        return (
+            clustrix.cluster_glob("*.csv", "input/", config),
+            clustrix.cluster_find("*.txt", "sub", config),
+            clustrix.cluster_ls("input", config),
+            clustrix.cluster_stat("input/x.csv", config).size,
+            clustrix.cluster_exists("input/z.txt", config),
+            clustrix.cluster_exists("input/nothing", config),
+        )
+
+    assert await look(slurm) == (
+        ["x.csv", "y.csv"],
+        ["c.txt", "deeper/d.txt", "ünï cødé.txt"],
+        ["x.csv", "y.csv", "z.txt"],
+        5,
+        True,
+        False,
+    )
+    home = ClusterConfig(cluster_type="sge", cluster_host="h.invalid", remote_work_dir="~/w")
+    (Path.home() / "w").mkdir()
+    (Path.home() / "w" / "in.csv").write_text("1")
+
+    @cluster
+    def look_home(config: ClusterConfig) -> list[str]:
+        return clustrix.cluster_glob("*.csv", ".", config)
+
+    assert await look_home(home) == ["in.csv"]  # `~` is the home where the job runs

@@ -381,8 +381,15 @@ class RemoteRunsBackend(Backend):
             if live:
                 await self.cancel(live)
         await self._tasks.aclose()
-        for run in list(self._unfinished):  # collected, but cleanup was interrupted
-            await self._finish(run)
+        # Every task has an outcome but the poller did not clean up: settled by cancel()
+        # (queued elements never start) or stopped mid-tick; or cleanup was interrupted.
+        # Runs with live tasks stay: the client detaches from them.
+        settled = [run for run in self._runs.values() if not run.uncollected]
+        for run in [*settled, *self._unfinished]:
+            try:
+                await self._finish(run)
+            except (ClusterConnectionError, CommandError, OSError) as error:
+                log.warning("could not remove the run directory %s: %s", run.directory, error)
 
 
 def _signal_name(number: int) -> str:

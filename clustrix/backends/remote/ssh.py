@@ -21,11 +21,14 @@ from ..base import Submission
 from .runs import Fate, RemoteRunsBackend, Run, auto_chunksize
 from .scripts import render_ssh_script
 
+# Prints the driver's pid (also kept in driver.pid); `setsid` execs in place here (the
+# background child is no group leader), so `$!` is the driver itself.
 _LAUNCH = r"""
 cd "$1" || exit 3
-if [ -e logs/driver.log ]; then echo already-launched; exit 0; fi
+if [ -e logs/driver.log ]; then echo "already-launched $(cat driver.pid 2>/dev/null)"; exit 0; fi
 setsid nohup sh ./driver.sh "$2" "$3" >logs/driver.log 2>&1 </dev/null &
-echo launched
+echo "$!" >driver.pid
+echo "launched $!"
 """
 _DRIVER = r"""#!/bin/sh
 # clustrix driver: runs elements 0..$1-1 of this run, $2 at a time, each in its own session.
@@ -71,13 +74,24 @@ class SSHBackend(RemoteRunsBackend):
         parallel = min(run.elements, submission.resources.max_concurrent or self._slots(submission))
         launch = ["sh", "-c", _LAUNCH, "sh", run.directory, str(run.elements), str(parallel)]
         try:
-            await area.transport.run(launch, idempotent=False)
+            result = await area.transport.run(launch, idempotent=False)
         except ClusterConnectionError as error:
             if not error.transient:
                 raise
             # It may have started: the launcher refuses to start a run twice, so
             # asking again (on a fresh connection) is safe and tells us.
-            await area.transport.run(launch)
+            result = await area.transport.run(launch)
+        pid = result.stdout.split()[-1:]
+        if pid and pid[0].isdigit():
+            run.native["driver"] = f"{self._host}:{pid[0]}"
+
+    def initial_job_id(self, run: Run, element: int) -> str | None:
+        """Until an element starts: the driver's id, with the element's index in a sweep."""
+        driver = run.native.get("driver")
+        jobs = run.submission.jobs
+        if driver is None or (len(jobs) == 1 and jobs[0].index is None):
+            return driver
+        return f"{driver}_{element}"
 
     async def observe(self, runs: Sequence[Run]) -> dict[Run, dict[int, Fate]]:
         return {}  # no scheduler: the agent's pid and exit files tell everything
