@@ -101,6 +101,18 @@ def take(name: str) -> Any:
         return value
 
 
+def _take_fail(script: str) -> Any:
+    """The ``fail`` knob, for the first submission whose script contains its ``match``."""
+    fail = knobs().get("fail")
+    if fail and fail.get("match"):
+        try:
+            if fail["match"] not in Path(script).read_text():
+                return None
+        except OSError:
+            return None
+    return take("fail")
+
+
 def refusal() -> str | None:
     """The message of an injected refusal, if this submission is to be refused.
 
@@ -180,7 +192,7 @@ def task(index: int, stdout: str, stderr: str, env: dict[str, str]) -> dict[str,
 def record(job: dict[str, Any]) -> None:
     """Store a new submission and start its executor (unless it can never run)."""
     job.setdefault("submit", time.time())
-    job["fail"] = take("fail")
+    job["fail"] = _take_fail(job["script"])
     with locked():
         save(job)
     if job.get("blocked"):
