@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import clustrix
 from clustrix import ClusterConfig
 
 from ..fakesched.control import FakeScheduler
+from ..fakesched.sshd import FakeSSHServer
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +45,13 @@ def link_bundle(root: Path) -> None:
             cached.symlink_to(source)
 
 
+FakeFactory = Callable[[str], FakeScheduler]
+
+
 @pytest.fixture
 def fake_factory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote_root: Path
-) -> Iterator[Callable[[str], FakeScheduler]]:
+) -> Iterator[FakeFactory]:
     made: list[FakeScheduler] = []
     link_bundle(remote_root)
 
@@ -119,3 +123,24 @@ def group_alive(pgid: int) -> bool:
 def overlap(spans: list[tuple[float, float]]) -> int:
     """The most spans that were open at the same moment."""
     return max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+
+
+@pytest.fixture
+async def sshd(tmp_path: Path) -> AsyncIterator[FakeSSHServer]:
+    """An SSH server on 127.0.0.1 for this test (see tests/fakesched/sshd.py)."""
+    server = await FakeSSHServer.start(tmp_path)
+    yield server
+    await server.close()
+
+
+def ssh_config_for(
+    kind: str, sshd: FakeSSHServer, remote_root: Path, **fields: Any
+) -> ClusterConfig:
+    """A config that reaches this machine through the fake SSH server."""
+    values: dict[str, Any] = {
+        "cluster_host": "127.0.0.1",
+        "cluster_port": sshd.port,
+        "key_file": str(sshd.key_file),
+        "known_hosts": str(sshd.known_hosts),
+    }
+    return config_for(kind, remote_root, **{**values, **fields})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 
@@ -60,8 +59,6 @@ def chatty(x: int) -> int:
 
 def big(size: int) -> bytes:
     return b"x" * size
-
-
 
 
 def report(x: int, *names: str) -> dict[str, object]:

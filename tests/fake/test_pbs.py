@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -16,20 +17,23 @@ from clustrix import (
     SubmissionError,
 )
 
-from .conftest import config_for, overlap, until
+from ..fakesched.control import FakeScheduler
+from .conftest import FakeFactory, config_for, overlap, until
 from .tasks import exit_hard, nap, report, square
 
 ENV = ("PBS_JOBID", "PBS_ARRAYID", "PBS_ARRAY_INDEX")
 
 
-def pbs_fake(fake_factory, flavour: str):  # type: ignore[no-untyped-def]
+def pbs_fake(fake_factory: FakeFactory, flavour: str) -> FakeScheduler:
     fake = fake_factory("pbs")
     fake.set(pbs_flavour=flavour)
     return fake
 
 
 @pytest.mark.parametrize("flavour", ["torque", "pro"])
-async def test_a_job_and_a_throttled_array(fake_factory, remote_root, flavour) -> None:
+async def test_a_job_and_a_throttled_array(
+    fake_factory: FakeFactory, remote_root: Path, flavour: str
+) -> None:
     pbs = pbs_fake(fake_factory, flavour)
     async with Client(config_for("pbs", remote_root)) as client:
         single = client.submit(report, 0, *ENV)
@@ -52,7 +56,9 @@ async def test_a_job_and_a_throttled_array(fake_factory, remote_root, flavour) -
 
 
 @pytest.mark.parametrize("flavour", ["torque", "pro"])
-async def test_failures_from_exit_status(fake_factory, remote_root, flavour) -> None:
+async def test_failures_from_exit_status(
+    fake_factory: FakeFactory, remote_root: Path, flavour: str
+) -> None:
     pbs = pbs_fake(fake_factory, flavour)
     pbs.set(fail={"after": 0.2, "state": "OUT_OF_MEMORY", "match": "mem="})
     async with Client(config_for("pbs", remote_root)) as client:
@@ -76,7 +82,7 @@ async def test_failures_from_exit_status(fake_factory, remote_root, flavour) -> 
 
 
 async def test_torque_jobs_gone_from_qstat_are_settled_from_their_files(
-    fake_factory, remote_root
+    fake_factory: FakeFactory, remote_root: Path
 ) -> None:
     pbs = pbs_fake(fake_factory, "torque")
     pbs.set(min_job_age=0)  # Torque keeps nothing for users: the exit-code file tells
@@ -87,7 +93,9 @@ async def test_torque_jobs_gone_from_qstat_are_settled_from_their_files(
     assert type(outcomes[1]) is JobFailedError and outcomes[1].exit_code == 5
 
 
-async def test_a_refused_submission_leaves_nothing_behind(fake_factory, remote_root) -> None:
+async def test_a_refused_submission_leaves_nothing_behind(
+    fake_factory: FakeFactory, remote_root: Path
+) -> None:
     pbs = pbs_fake(fake_factory, "torque")
     async with Client(config_for("pbs", remote_root)) as client:
         job = client.options(queue="nosuch").submit(square, 1)
@@ -98,7 +106,7 @@ async def test_a_refused_submission_leaves_nothing_behind(fake_factory, remote_r
     assert pbs.jobs() == []
 
 
-async def test_slurm_torque_wrappers(fake_factory, remote_root) -> None:
+async def test_slurm_torque_wrappers(fake_factory: FakeFactory, remote_root: Path) -> None:
     """Array elements cannot be addressed there: the job name and the files tell."""
     pbs = pbs_fake(fake_factory, "wrappers")
     async with Client(config_for("pbs", remote_root)) as client:
@@ -115,12 +123,12 @@ async def test_slurm_torque_wrappers(fake_factory, remote_root) -> None:
     assert type(outcomes[1]) is JobTimeoutError
 
 
-async def test_slurm_torque_wrappers_cancel(fake_factory, remote_root) -> None:
+async def test_slurm_torque_wrappers_cancel(fake_factory: FakeFactory, remote_root: Path) -> None:
     pbs = pbs_fake(fake_factory, "wrappers")
     async with Client(config_for("pbs", remote_root)) as client:
         whole = client.map(nap, [60, 60], progress=False)
         partly = client.options(max_concurrent=1).map(nap, [60, 0.1, 0.1], progress=False)
-        await until(lambda: pbs.job_named(partly.key) and pbs.job_named(whole.key))
+        await until(lambda: all(job.job_id for job in [*whole, *partly]))
         await partly[2].cancel()  # still waiting: its marker keeps it from starting
         await whole.cancel()
         outcomes = await asyncio.gather(*whole, partly[2], return_exceptions=True)

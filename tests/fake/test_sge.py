@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -16,18 +17,19 @@ from clustrix import (
     SubmissionError,
 )
 
-from .conftest import config_for, group_alive, overlap, until
+from ..fakesched.control import FakeScheduler
+from .conftest import FakeFactory, config_for, group_alive, overlap, until
 from .tasks import Boom, exit_hard, explode, nap, report, square
 
 ENV = ("JOB_ID", "SGE_TASK_ID", "CX_FAKE")
 
 
 @pytest.fixture
-def sge(fake_factory):  # type: ignore[no-untyped-def]
+def sge(fake_factory: FakeFactory) -> FakeScheduler:
     return fake_factory("sge")
 
 
-async def test_a_job_and_a_throttled_array(sge, remote_root) -> None:
+async def test_a_job_and_a_throttled_array(sge: FakeScheduler, remote_root: Path) -> None:
     sge.set(qstat_fail=2)  # the first polls fail: the poller carries on
     config = config_for("sge", remote_root, environment_variables={"CX_FAKE": "yes"})
     async with Client(config) as client:
@@ -51,7 +53,7 @@ async def test_a_job_and_a_throttled_array(sge, remote_root) -> None:
     assert sge.knob("qstat_fail") is None
 
 
-async def test_sweeps_above_max_array_size_are_split(sge, remote_root) -> None:
+async def test_sweeps_above_max_array_size_are_split(sge: FakeScheduler, remote_root: Path) -> None:
     async with Client(config_for("sge", remote_root, max_array_size=3)) as client:
         sweep = client.map(square, range(7), progress=False)
         assert await sweep == [x * x for x in range(7)]
@@ -60,7 +62,7 @@ async def test_sweeps_above_max_array_size_are_split(sge, remote_root) -> None:
     assert sweep[6].job_id == third  # a part of one element is a plain job
 
 
-async def test_failures_are_read_from_qacct(sge, remote_root) -> None:
+async def test_failures_are_read_from_qacct(sge: FakeScheduler, remote_root: Path) -> None:
     sge.set(fail={"after": 0.2, "state": "OUT_OF_MEMORY", "match": "h_vmem"})
     async with Client(config_for("sge", remote_root)) as client:
         oom = client.options(memory="1GB").submit(nap, 30)
@@ -79,7 +81,9 @@ async def test_failures_are_read_from_qacct(sge, remote_root) -> None:
     assert sge.calls("qacct")
 
 
-async def test_cancel_a_running_job_a_held_one_and_a_sweep(sge, remote_root) -> None:
+async def test_cancel_a_running_job_a_held_one_and_a_sweep(
+    sge: FakeScheduler, remote_root: Path
+) -> None:
     async with Client(config_for("sge", remote_root)) as client:
         running = client.submit(nap, 60)
         held = client.options(extra={"h": None}).submit(square, 1)
@@ -99,7 +103,9 @@ async def test_cancel_a_running_job_a_held_one_and_a_sweep(sge, remote_root) -> 
             assert task["pid"] is None or not group_alive(task["pid"])
 
 
-async def test_a_refused_submission_leaves_nothing_behind(sge, remote_root) -> None:
+async def test_a_refused_submission_leaves_nothing_behind(
+    sge: FakeScheduler, remote_root: Path
+) -> None:
     async with Client(config_for("sge", remote_root)) as client:
         job = client.options(queue="nosuch").submit(square, 1)
         with pytest.raises(SubmissionError, match='unknown queue "nosuch"') as info:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,19 @@ class FakeScheduler:
         self.state = state
         self.bin_dir = HERE / "bin" / kind
         (state / "jobs").mkdir(parents=True, exist_ok=True)
+        # The tools' `python3`: this interpreter, not a slower shim (pyenv) found first.
+        self.python_dir = state / "python-bin"
+        self.python_dir.mkdir(exist_ok=True)
+        link = self.python_dir / "python3"
+        if not link.exists():
+            link.symlink_to(sys.executable)
 
     def environ(self) -> dict[str, str]:
         """The variables that put this fake first on PATH."""
         return {
-            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PATH": os.pathsep.join(
+                [str(self.bin_dir), str(self.python_dir), os.environ.get("PATH", "")]
+            ),
             "FAKESCHED_DIR": str(self.state),
         }
 

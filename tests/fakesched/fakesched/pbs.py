@@ -106,14 +106,20 @@ def qsub(argv: list[str]) -> int:
     if "walltime" in requests:
         limit = core.parse_hms(requests["walltime"])
         if limit is None:
-            return _fail(f"qsub: Illegal attribute or resource value Resource_List.walltime "
-                         f"({requests['walltime']})", 188)
+            return _fail(
+                f"qsub: Illegal attribute or resource value Resource_List.walltime "
+                f"({requests['walltime']})",
+                188,
+            )
     spec = options.get("J" if kind == "pro" else "t")
     array = None
     if spec:
         body, _, throttle = str(spec).partition("%")
         first, _, last = body.partition("-")
-        array = (list(range(int(first), int(last or first) + 1)), int(throttle) if throttle else None)
+        array = (
+            list(range(int(first), int(last or first) + 1)),
+            int(throttle) if throttle else None,
+        )
     name = str(options.get("N", os.path.basename(script)))
     indices = array[0] if array else [0]
     number = core.new_id(len(indices) if kind == "wrappers" else 1)
@@ -131,14 +137,20 @@ def qsub(argv: list[str]) -> int:
             err = err.replace("^array_index^", str(index))
         if options.get("j") == "oe":
             err = out
-        env = {"PBS_JOBID": job_id, "PBS_JOBNAME": name, "PBS_O_WORKDIR": os.getcwd(),
-               "PBS_QUEUE": queue, "PBS_ENVIRONMENT": "PBS_BATCH"}
+        env = {
+            "PBS_JOBID": job_id,
+            "PBS_JOBNAME": name,
+            "PBS_O_WORKDIR": os.getcwd(),
+            "PBS_QUEUE": queue,
+            "PBS_ENVIRONMENT": "PBS_BATCH",
+        }
         if array and kind == "torque":
             env["PBS_ARRAYID"] = str(index)
         elif array:
             env.update(PBS_ARRAY_INDEX=str(index), PBS_ARRAY_ID=master)
-        tasks[str(index)] = core.task(index, os.path.join(workdir, out),
-                                      os.path.join(workdir, err), env)
+        tasks[str(index)] = core.task(
+            index, os.path.join(workdir, out), os.path.join(workdir, err), env
+        )
         tasks[str(index)]["id"] = job_id
     if core.take("vanish"):
         print(master)
@@ -163,7 +175,9 @@ def qsub(argv: list[str]) -> int:
     return 0
 
 
-def _selected(ids: list[str], subjobs: bool) -> tuple[list[tuple[dict[str, Any], str | None]], bool]:
+def _selected(
+    ids: list[str], subjobs: bool
+) -> tuple[list[tuple[dict[str, Any], str | None]], bool]:
     """(job, task key or None for an array's parent) for `ids`; whether any was unknown."""
     jobs = core.all_jobs()
     found: list[tuple[dict[str, Any], str | None]] = []
@@ -188,11 +202,17 @@ def _attributes(job: dict[str, Any], key: str | None, kind: str) -> dict[str, An
     entries = list(job["tasks"].values()) if key is None else [job["tasks"][key]]
     entry = entries[0]
     states = {e["state"] for e in entries}
-    attrs: dict[str, Any] = {"Job_Name": job["name"], "Job_Owner": f"{core.user()}@fake",
-                             "queue": job["queue"]}
+    attrs: dict[str, Any] = {
+        "Job_Name": job["name"],
+        "Job_Owner": f"{core.user()}@fake",
+        "queue": job["queue"],
+    }
     if key is None:  # an array's parent
-        attrs["job_state"] = "B" if "RUNNING" in states else (
-            "Q" if states <= {"PENDING"} else ("F" if states <= core.FINAL else "B"))
+        attrs["job_state"] = (
+            "B"
+            if "RUNNING" in states
+            else ("Q" if states <= {"PENDING"} else ("F" if states <= core.FINAL else "B"))
+        )
         return attrs
     state = entry["state"]
     if state not in core.FINAL:
@@ -234,7 +254,8 @@ def qstat(argv: list[str]) -> int:
     keep = float(core.knobs().get("min_job_age", 300))
     history = "-x" in argv
     shown = [
-        (job, key) for job, key in found
+        (job, key)
+        for job, key in found
         if key is None or history or core.visible(job["tasks"][key], keep)
     ]
     if kind == "pro" and "json" in argv:
@@ -242,8 +263,17 @@ def qstat(argv: list[str]) -> int:
             (j["master"] if key is None else j["tasks"][key]["id"]): _attributes(j, key, kind)
             for j, key in shown
         }
-        print(json.dumps({"timestamp": int(time.time()), "pbs_version": "2022.1.1",
-                          "pbs_server": SERVER, "Jobs": jobs}, indent=4))
+        print(
+            json.dumps(
+                {
+                    "timestamp": int(time.time()),
+                    "pbs_version": "2022.1.1",
+                    "pbs_server": SERVER,
+                    "Jobs": jobs,
+                },
+                indent=4,
+            )
+        )
     else:
         for job, key in shown:
             name = job["master"] if key is None else job["tasks"][key]["id"]
@@ -253,8 +283,13 @@ def qstat(argv: list[str]) -> int:
             print()
     if unknown and ids:
         for ident in ids:
-            if not any(ident in (j["master"], *(t["id"] for t in j["tasks"].values()))
-                       for j in core.all_jobs()) and kind != "wrappers":
+            if (
+                not any(
+                    ident in (j["master"], *(t["id"] for t in j["tasks"].values()))
+                    for j in core.all_jobs()
+                )
+                and kind != "wrappers"
+            ):
                 sys.stderr.write(f"qstat: Unknown Job Id {ident}\n")
         return 153
     return 0

@@ -18,8 +18,28 @@ from xml.sax.saxutils import escape
 from . import core
 
 QUEUES = ("all.q",)
-VALUED = {"N", "S", "o", "e", "j", "pe", "l", "q", "A", "t", "tc", "wd", "M", "m", "P", "p",
-          "hold_jid", "v", "sync", "b"}
+VALUED = {
+    "N",
+    "S",
+    "o",
+    "e",
+    "j",
+    "pe",
+    "l",
+    "q",
+    "A",
+    "t",
+    "tc",
+    "wd",
+    "M",
+    "m",
+    "P",
+    "p",
+    "hold_jid",
+    "v",
+    "sync",
+    "b",
+}
 FLAGS = {"terse", "h", "cwd", "V", "notify", "now"}
 FAILED_TEXT = {
     37: "37  : qmaster enforced h_rt, h_cpu, or h_vmem limit",
@@ -60,8 +80,12 @@ def parse_options(words: list[str]) -> tuple[dict[str, Any], list[str], str | No
 
 
 def _expand(path: str, job_id: str, task: str, name: str) -> str:
-    return (path.replace("$JOB_ID", job_id).replace("$TASK_ID", task)
-            .replace("$JOB_NAME", name).replace("$USER", core.user()))
+    return (
+        path.replace("$JOB_ID", job_id)
+        .replace("$TASK_ID", task)
+        .replace("$JOB_NAME", name)
+        .replace("$USER", core.user())
+    )
 
 
 def qsub(argv: list[str]) -> int:
@@ -76,8 +100,10 @@ def qsub(argv: list[str]) -> int:
         return _fail("qsub: no script given (reading from stdin is not faked)", 7)
     script = os.path.abspath(rest[0])
     if not os.path.isfile(script):
-        return _fail(f'Unable to read script file because of error: error opening {rest[0]}: '
-                     'No such file or directory')
+        return _fail(
+            f"Unable to read script file because of error: error opening {rest[0]}: "
+            "No such file or directory"
+        )
     in_script, _, error = parse_options(core.directives(script, "#$"))
     if error:
         return _fail(error, 7)
@@ -85,8 +111,10 @@ def qsub(argv: list[str]) -> int:
     options = {**in_script, **options, "l": resources}
     queue = options.get("q", QUEUES[0])
     if queue not in QUEUES:
-        return _fail(f'Unable to run job: Job was rejected because job requests unknown queue '
-                     f'"{queue}".\nExiting.')
+        return _fail(
+            f"Unable to run job: Job was rejected because job requests unknown queue "
+            f'"{queue}".\nExiting.'
+        )
     requests = dict(item.partition("=")[::2] for item in resources)
     limit = core.parse_hms(requests["h_rt"]) if "h_rt" in requests else None
     array = None
@@ -104,8 +132,13 @@ def qsub(argv: list[str]) -> int:
         task_text = str(index) if array else "undefined"
         out_default = f"{name}.o{master}" + (f".{index}" if array else "")
         out = _expand(str(options.get("o", out_default)), master, task_text, name)
-        err = out if options.get("j") in ("y", "yes") else _expand(
-            str(options.get("e", out_default.replace(".o", ".e", 1))), master, task_text, name)
+        err = (
+            out
+            if options.get("j") in ("y", "yes")
+            else _expand(
+                str(options.get("e", out_default.replace(".o", ".e", 1))), master, task_text, name
+            )
+        )
         env = {
             "JOB_ID": master,
             "JOB_NAME": name,
@@ -118,11 +151,13 @@ def qsub(argv: list[str]) -> int:
             "SGE_O_WORKDIR": os.getcwd(),
             "HOSTNAME": socket.gethostname(),
         }
-        tasks[str(index)] = core.task(index, os.path.join(workdir, out),
-                                      os.path.join(workdir, err), env)
+        tasks[str(index)] = core.task(
+            index, os.path.join(workdir, out), os.path.join(workdir, err), env
+        )
     if core.take("vanish"):
-        print(master if options.get("terse") else f'Your job {master} ("{name}") has been '
-              "submitted")
+        print(
+            master if options.get("terse") else f'Your job {master} ("{name}") has been submitted'
+        )
         return 0
     job = {
         "master": master,
@@ -140,8 +175,10 @@ def qsub(argv: list[str]) -> int:
     }
     core.record(job)
     if core.take("lost_answer"):
-        return _fail("error: failed receiving gdi request response for mid=2 (got syncron "
-                     "message receive timeout error).")
+        return _fail(
+            "error: failed receiving gdi request response for mid=2 (got syncron "
+            "message receive timeout error)."
+        )
     if options.get("terse"):
         print(f"{master}.{array[0]}-{array[-1]}:1" if array else master)
     elif array:
@@ -172,8 +209,10 @@ def qstat(argv: list[str]) -> int:
     if "-j" in argv:
         return _qstat_j(argv[argv.index("-j") + 1])
     if core.take("qstat_fail"):
-        return _fail("error: failed receiving gdi request response for mid=1 (got syncron "
-                     "message receive timeout error).")
+        return _fail(
+            "error: failed receiving gdi request response for mid=1 (got syncron "
+            "message receive timeout error)."
+        )
     running, pending = [], []
     for job in core.all_jobs():
         waiting = []
@@ -236,8 +275,11 @@ def _matching(ident: str) -> list[dict[str, Any]]:
 
 
 def _qstat_j(ident: str) -> int:
-    live = [j for j in _matching(ident)
-            if any(t["state"] not in core.FINAL for t in j["tasks"].values())]
+    live = [
+        j
+        for j in _matching(ident)
+        if any(t["state"] not in core.FINAL for t in j["tasks"].values())
+    ]
     if not live:
         return _fail(f"Following jobs do not exist or permissions are not sufficient: \n{ident}")
     for job in live:
@@ -258,10 +300,13 @@ def _record(job: dict[str, Any], key: str, entry: dict[str, Any]) -> str:
     else:
         failed = "0"
         exit_status = entry["exit"] if not entry["signal"] else 128 + entry["signal"]
-    wall = int(round((entry["end"] or 0) - (entry["start"] or entry["end"] or 0)))
+    wall = round((entry["end"] or 0) - (entry["start"] or entry["end"] or 0))
     fmt = "%a %b %d %H:%M:%S %Y"
-    requests = dict(item.partition("=")[::2] for c in job["category"].split("-l ")[1:2]
-                    for item in c.split()[0].split(","))
+    requests = dict(
+        item.partition("=")[::2]
+        for c in job["category"].split("-l ")[1:2]
+        for item in c.split()[0].split(",")
+    )
     vmem = requests.get("h_vmem", "0") if state == "OUT_OF_MEMORY" else "4.836M"
     lines = [
         ("qname", job["queue"]),
@@ -273,8 +318,10 @@ def _record(job: dict[str, Any], key: str, entry: dict[str, Any]) -> str:
         ("qsub_time", time.strftime(fmt, time.localtime(job["submit"]))),
         ("start_time", time.strftime(fmt, time.localtime(entry["start"] or job["submit"]))),
         ("end_time", time.strftime(fmt, time.localtime(entry["end"]))),
-        ("granted_pe", job["category"].split("-pe ")[1].split()[0]
-         if "-pe " in job["category"] else "NONE"),
+        (
+            "granted_pe",
+            job["category"].split("-pe ")[1].split()[0] if "-pe " in job["category"] else "NONE",
+        ),
         ("slots", str(job["slots"])),
         ("failed", failed),
         ("exit_status", str(exit_status)),

@@ -28,15 +28,45 @@ STATE_CODES = {
 }
 # sbatch options that take a value (long name, short letter); flags below.
 VALUED = {
-    "job-name": "J", "output": "o", "error": "e", "array": "a", "time": "t",
-    "partition": "p", "nodes": "N", "cpus-per-task": "c", "mem": "", "account": "A",
-    "gpus": "G", "qos": "q", "constraint": "C", "comment": "", "mem-per-cpu": "",
-    "ntasks": "n", "dependency": "d", "chdir": "D", "export": "", "mail-type": "",
-    "mail-user": "", "gres": "", "nice": "", "begin": "b", "reservation": "",
-    "ntasks-per-node": "", "signal": "", "wckey": "", "licenses": "L",
+    "job-name": "J",
+    "output": "o",
+    "error": "e",
+    "array": "a",
+    "time": "t",
+    "partition": "p",
+    "nodes": "N",
+    "cpus-per-task": "c",
+    "mem": "",
+    "account": "A",
+    "gpus": "G",
+    "qos": "q",
+    "constraint": "C",
+    "comment": "",
+    "mem-per-cpu": "",
+    "ntasks": "n",
+    "dependency": "d",
+    "chdir": "D",
+    "export": "",
+    "mail-type": "",
+    "mail-user": "",
+    "gres": "",
+    "nice": "",
+    "begin": "b",
+    "reservation": "",
+    "ntasks-per-node": "",
+    "signal": "",
+    "wckey": "",
+    "licenses": "L",
 }
-FLAGS = {"parsable": "", "hold": "H", "exclusive": "", "requeue": "", "no-requeue": "",
-         "wait": "W", "test-only": ""}
+FLAGS = {
+    "parsable": "",
+    "hold": "H",
+    "exclusive": "",
+    "requeue": "",
+    "no-requeue": "",
+    "wait": "W",
+    "test-only": "",
+}
 SHORT = {v: k for k, v in {**VALUED, **FLAGS}.items() if v}
 
 
@@ -126,9 +156,7 @@ def sbatch(argv: list[str]) -> int:
     options = {**in_script, **options}
     partition = options.get("partition", PARTITIONS[0])
     if partition not in PARTITIONS:
-        return _fail(
-            "sbatch: error: Batch job submission failed: Invalid partition name specified"
-        )
+        return _fail("sbatch: error: Batch job submission failed: Invalid partition name specified")
     limit = None
     if "time" in options:
         limit = core.parse_hms(str(options["time"]))
@@ -154,8 +182,9 @@ def sbatch(argv: list[str]) -> int:
         shown = index if array else None
         default = f"slurm-{master}_{index}.out" if array else f"slurm-{master}.out"
         out = _pattern(str(options.get("output", default)), master, shown, job_id, name)
-        err = _pattern(str(options.get("error", options.get("output", default))), master,
-                       shown, job_id, name)
+        err = _pattern(
+            str(options.get("error", options.get("output", default))), master, shown, job_id, name
+        )
         env = {
             "SLURM_JOB_ID": job_id,
             "SLURM_JOBID": job_id,
@@ -174,8 +203,9 @@ def sbatch(argv: list[str]) -> int:
                 SLURM_ARRAY_TASK_MIN=str(min(indices)),
                 SLURM_ARRAY_TASK_MAX=str(max(indices)),
             )
-        tasks[str(index)] = core.task(index, os.path.join(workdir, out),
-                                      os.path.join(workdir, err), env)
+        tasks[str(index)] = core.task(
+            index, os.path.join(workdir, out), os.path.join(workdir, err), env
+        )
     blocked = None
     if int(options.get("nodes", 1)) > NODES:
         blocked = "PartitionNodeLimit"
@@ -232,9 +262,7 @@ def _field(option: str, argv: list[str]) -> str | None:
 def squeue(argv: list[str]) -> int:
     core.log_call("squeue", argv)
     if core.take("squeue_fail"):
-        return _fail(
-            "slurm_load_jobs error: Unable to contact slurm controller (connect failure)"
-        )
+        return _fail("slurm_load_jobs error: Unable to contact slurm controller (connect failure)")
     ids = [i for i in (_field("--jobs", argv) or _field("-j", argv) or "").split(",") if i]
     name = _field("--name", argv)
     fmt = _field("--format", argv) or _field("-o", argv) or "%i %T"
@@ -261,8 +289,11 @@ def squeue(argv: list[str]) -> int:
         for letter, value in values.items():
             line = line.replace(f"%{letter}", str(value))
         rows.append(line)
-    if len(ids) == 1 and not rows and not any(j["master"] == ids[0].split("_")[0]
-                                               for j in core.all_jobs()):
+    if (
+        len(ids) == 1
+        and not rows
+        and not any(j["master"] == ids[0].split("_")[0] for j in core.all_jobs())
+    ):
         return _fail("slurm_load_jobs error: Invalid job id specified")
     if "--noheader" not in argv and "-h" not in argv:
         print("JOBID|STATE|REASON")
@@ -328,5 +359,10 @@ def scontrol(argv: list[str]) -> int:
     return _fail(f"invalid entity: {' '.join(argv)} for keyword: show")
 
 
-TOOLS = {"sbatch": sbatch, "squeue": squeue, "sacct": sacct, "scancel": scancel,
-         "scontrol": scontrol}
+TOOLS = {
+    "sbatch": sbatch,
+    "squeue": squeue,
+    "sacct": sacct,
+    "scancel": scancel,
+    "scontrol": scontrol,
+}
