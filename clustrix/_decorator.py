@@ -87,7 +87,9 @@ class RemoteFunction(Generic[P, R]):
         """The function to pickle: with its independent loops parallelized if enabled."""
         config = self._options.config or client.config
         cores = self._options.cores or config.default_cores
-        return shipped_function(self.__wrapped__, self._options.parallel, config.auto_parallel, cores)
+        return shipped_function(
+            self.__wrapped__, self._options.parallel, config.auto_parallel, cores
+        )
 
     def options(self, **overrides: Any) -> RemoteFunction[P, R]:
         """A copy with some `@cluster` options changed, e.g. ``f.options(cores=8)(x)``."""

@@ -168,11 +168,13 @@ def _environment(value: Any) -> str:
 
 
 def _parallel(value: Any) -> bool | str:
-    if not isinstance(value, bool) and value not in ("cores", "sweep"):
+    if isinstance(value, bool):
+        return value
+    if value not in ("cores", "sweep"):
         raise ConfigError(
             f"parallel={value!r} must be True, False, None (automatic), 'cores' or 'sweep'"
         )
-    return value
+    return str(value)
 
 
 def _config(value: Any) -> ClusterConfig:

@@ -187,7 +187,11 @@ def _dumps(outcome: tuple[list[Record], Failure | None], start: int) -> bytes:
     try:
         return bytes(cloudpickle.dumps(outcome))
     except Exception:
-        pass
+        return _salvage(outcome, start)
+
+
+def _salvage(outcome: tuple[list[Record], Failure | None], start: int) -> bytes:
+    """The picklable part of an outcome, ending in an error that says what was not."""
     records, failure = outcome
     kept: list[Record] = []
     for offset, record in enumerate(records):
@@ -201,8 +205,9 @@ def _dumps(outcome: tuple[list[Record], Failure | None], start: int) -> bytes:
             return bytes(cloudpickle.dumps((kept, (start + offset, error, ""))))
         kept.append(record)
     assert failure is not None  # the records pickle, so the exception does not
-    index, exc, text = failure
-    substitute = RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+    index, original, text = failure
+    kind = f"{type(original).__module__}.{type(original).__qualname__}"
+    substitute = RuntimeError(f"{kind}: {original}")
     return bytes(cloudpickle.dumps((kept, (index, substitute, text))))
 
 
@@ -221,9 +226,10 @@ def _run_in_workers(
             process.start()
             writer.close()
             workers.append((process, reader))
-        pending = {reader: number for number, (_, reader) in enumerate(workers)}
+        pending: dict[Any, int] = {r: number for number, (_, r) in enumerate(workers)}
         while pending:
-            for reader in connection.wait(list(pending)):
+            ready: list[Any] = connection.wait(list(pending))
+            for reader in ready:
                 if reader not in pending:
                     continue  # a later chunk stopped because a lower one failed
                 number = pending.pop(reader)

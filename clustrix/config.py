@@ -17,9 +17,7 @@ from ._config import ClusterConfig, configure, get_config, load_config, reset_co
 _NOT_SAVED = {"profile", "config_file", "password"}
 
 
-def save_config(
-    path: str | os.PathLike[str], config: ClusterConfig | None = None
-) -> Path:
+def save_config(path: str | os.PathLike[str], config: ClusterConfig | None = None) -> Path:
     """Write the resolved configuration (the global one by default) to `path`.
 
     YAML for ``.yml``/``.yaml``, JSON for ``.json``; `load_config` reads it back.
@@ -35,7 +33,9 @@ def save_config(
     else:
         from ._exceptions import ConfigError
 
-        raise ConfigError(f"save_config({str(path)!r}): the file name must end in .yml, .yaml or .json")
+        raise ConfigError(
+            f"save_config({str(path)!r}): the file name must end in .yml, .yaml or .json"
+        )
     target.write_text(text, encoding="utf-8")
     return target
 

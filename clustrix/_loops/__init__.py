@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import inspect
 import logging
 import textwrap
@@ -156,7 +157,11 @@ def _parse(fn: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | N
 
 def _function_blocker(node: ast.AST, fn: Callable[..., Any]) -> str:
     for part in ast.walk(node):
-        if isinstance(part, ast.Call) and isinstance(part.func, ast.Name) and part.func.id in DYNAMIC:
+        if (
+            isinstance(part, ast.Call)
+            and isinstance(part.func, ast.Name)
+            and part.func.id in DYNAMIC
+        ):
             return f"the function calls {part.func.id}() (line {part.lineno}), dynamic code"
     qualname = getattr(fn, "__qualname__", "")
     in_class = "." in qualname and qualname.split(".")[-2] != "<locals>"
@@ -186,9 +191,14 @@ def _contains(outer: ast.AST, inner: ast.AST) -> bool:
 def _independent_reason(found: Independent) -> str:
     text = "iterations are independent"
     if found.sites:
-        effects = [f"{s.name}.{s.kind}()" if s.kind in {"append", "extend", "add", "update"}
-                   else f"{s.name}[...] =" if s.kind == "setitem"
-                   else f"{s.name} {_op(s)}=" for s in found.sites]
+        effects = [
+            f"{s.name}.{s.kind}()"
+            if s.kind in {"append", "extend", "add", "update"}
+            else f"{s.name}[...] ="
+            if s.kind == "setitem"
+            else f"{s.name} {_op(s)}="
+            for s in found.sites
+        ]
         text += "; " + ", ".join(dict.fromkeys(effects)) + " replayed in iteration order"
     if found.assumptions:
         text += "; assumes " + "; ".join(found.assumptions)
@@ -196,14 +206,26 @@ def _independent_reason(found: Independent) -> str:
 
 
 def _op(site: Any) -> str:
-    symbols = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
-               ast.Mod: "%", ast.Pow: "**", ast.BitOr: "|", ast.BitAnd: "&", ast.BitXor: "^",
-               ast.LShift: "<<", ast.RShift: ">>", ast.MatMult: "@"}
+    symbols = {
+        ast.Add: "+",
+        ast.Sub: "-",
+        ast.Mult: "*",
+        ast.Div: "/",
+        ast.FloorDiv: "//",
+        ast.Mod: "%",
+        ast.Pow: "**",
+        ast.BitOr: "|",
+        ast.BitAnd: "&",
+        ast.BitXor: "^",
+        ast.LShift: "<<",
+        ast.RShift: ">>",
+        ast.MatMult: "@",
+    }
     prefix = "[...] " if site.kind == "augitem" else ""
     return prefix + symbols.get(type(site.node.op), "?")
 
 
-def _sweep_eligible(loop: ast.For, node: ast.AST, facts: FunctionFacts) -> bool:
+def _sweep_eligible(loop: ast.For | ast.AsyncFor, node: ast.AST, facts: FunctionFacts) -> bool:
     """At the top of the function, over an iterable built from parameters only."""
     if loop not in getattr(node, "body", []):
         return False
@@ -227,10 +249,8 @@ def analyse(fn: Callable[..., Any]) -> Analysis:
     except (KeyError, TypeError):
         pass
     analysis = Analysis(fn)
-    try:
+    with contextlib.suppress(TypeError):  # not weak-referenceable: not cached
         _CACHE[fn] = analysis
-    except TypeError:
-        pass
     return analysis
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .facts import FunctionFacts, Rejected
 from .flow import SCOPES, loads, own_statements, stored_names, target_names, unassigned_reads
@@ -152,8 +153,8 @@ def _accumulators(loop: ast.For, sites: list[Site], facts: FunctionFacts) -> lis
             mentions[node.id] = mentions.get(node.id, 0) + 1
     for node in own_statements(loop.body):  # lambdas' own mentions count too
         if isinstance(node, ast.Lambda):
-            for name in loads(node):
-                mentions[name.id] = mentions.get(name.id, 0) + 1
+            for mention in loads(node):
+                mentions[mention.id] = mentions.get(mention.id, 0) + 1
     counts: dict[str, int] = {}
     for site in sites:
         counts[site.name] = counts.get(site.name, 0) + 1
@@ -213,7 +214,7 @@ def _used_after(loop: ast.For, names: set[str], facts: FunctionFacts) -> tuple[s
     while child is not facts.node:
         parent = facts.parents[child]
         field_name, block = _containing_block(parent, child)
-        siblings = block[block.index(child) + 1 :] if child in block else []  # type: ignore[arg-type]
+        siblings = block[block.index(child) + 1 :] if child in block else []
         if child is loop:
             siblings = [*loop.orelse, *siblings]
         segments.append((siblings, set()))
@@ -239,7 +240,7 @@ def _used_after(loop: ast.For, names: set[str], facts: FunctionFacts) -> tuple[s
     return None
 
 
-def _containing_block(parent: ast.AST, child: ast.AST) -> tuple[str, list[ast.AST]]:
+def _containing_block(parent: ast.AST, child: ast.AST) -> tuple[str, list[Any]]:
     for name, value in ast.iter_fields(parent):
         if isinstance(value, list) and child in value:
             return name, value

@@ -16,18 +16,19 @@ from collections.abc import Callable
 from .facts import UNKNOWN, FunctionFacts, Rejected, function_uses_random
 from .flow import target_names
 
-PURE_METHODS = frozenset(
+_PURE_METHOD_NAMES = (
     "strip lstrip rstrip split rsplit splitlines lower upper title capitalize casefold "
     "startswith endswith replace join format format_map encode decode find rfind index "
     "rindex count isdigit isalpha isalnum isspace isupper islower isnumeric isdecimal "
-    "zfill center ljust rjust partition rpartition removeprefix removesuffix expandtabs "
-    "translate get keys values items copy union intersection difference "
-    "symmetric_difference issubset issuperset isdisjoint bit_length conjugate is_integer "
-    "hex as_integer_ratio sum mean std var min max prod any all argmax argmin argsort "
-    "reshape astype tolist dot transpose flatten ravel round cumsum cumprod nonzero "
-    "exists is_file is_dir with_suffix with_name joinpath relative_to read_text "
-    "read_bytes resolve absolute as_posix".split()
+    "zfill center ljust rjust partition rpartition removeprefix removesuffix "
+    "expandtabs translate get keys values items copy union intersection difference "
+    "symmetric_difference issubset issuperset isdisjoint bit_length conjugate "
+    "is_integer hex as_integer_ratio sum mean std var min max prod any all argmax "
+    "argmin argsort reshape astype tolist dot transpose flatten ravel round cumsum "
+    "cumprod nonzero exists is_file is_dir with_suffix with_name joinpath relative_to "
+    "read_text read_bytes resolve absolute as_posix"
 )
+PURE_METHODS = frozenset(_PURE_METHOD_NAMES.split())
 # Modules whose functions change no state (calling them needs no assumption).
 PURE_MODULES = frozenset(
     {
@@ -95,7 +96,9 @@ class Operations:
         assumptions = []
         if self.calls:
             listed = ", ".join(f"{c}()" for c in dict.fromkeys(self.calls))
-            assumptions.append(f"calls to {listed} change neither module-level state nor their arguments")
+            assumptions.append(
+                f"calls to {listed} change neither module-level state nor their arguments"
+            )
         if self.methods:
             listed = ", ".join(f".{m}()" for m in sorted(set(self.methods)))
             assumptions.append(f"methods {listed} do not change their objects")
@@ -164,8 +167,8 @@ class Operations:
     def _arguments(self, call: ast.Call, name: str) -> None:
         passed = [a.value if isinstance(a, ast.Starred) else a for a in call.args]
         passed += [k.value for k in call.keywords]
-        roots = {_root(a) for a in passed}
-        roots = {r for r in roots if r is not None and r in self.outer and r not in self.fresh}
+        candidates = {_root(a) for a in passed}
+        roots = {r for r in candidates if r and r in self.outer and r not in self.fresh}
         if roots:
             after = self.used_after(roots)
             if after:
@@ -236,7 +239,7 @@ class Operations:
         return (fresh - spoiled) & self.bound
 
     def _is_fresh(self, value: ast.AST) -> bool:
-        if isinstance(value, _FRESH_DISPLAYS) or isinstance(value, ast.Constant):
+        if isinstance(value, (*_FRESH_DISPLAYS, ast.Constant)):
             return True
         if isinstance(value, ast.BinOp):
             return isinstance(value.left, _FRESH_DISPLAYS) or isinstance(

@@ -31,7 +31,6 @@ with its own globals and closure cells (plus one cell holding the executor).
 """
 
 from __future__ import annotations
-
 import __future__
 
 import ast
@@ -44,7 +43,12 @@ from .. import _parallel_loop
 from .judge import Independent, Site
 
 RUN_LOOP = "_clustrix_run_loop_"
-_ITEM, _EFFECTS, _SITE, _ARGS = "_clustrix_item_", "_clustrix_effects_", "_clustrix_site_", "_clustrix_args_"
+_ITEM, _EFFECTS, _SITE, _ARGS = (
+    "_clustrix_item_",
+    "_clustrix_effects_",
+    "_clustrix_site_",
+    "_clustrix_args_",
+)
 _BODY_PREFIX = "_clustrix_body_"
 _FUTURE_FLAGS = 0
 for _feature in __future__.all_feature_names:
@@ -173,7 +177,9 @@ def _parallel_form(loop: ast.For, found: Independent, k: int, cores: int | None)
     body_def = ast.FunctionDef(body, arguments, [unpack, *body_statements], [], None, None)
 
     def getters(names: list[str]) -> ast.Tuple:
-        lambdas = [ast.Lambda(ast.arguments([], [], None, [], [], None, []), _name(n)) for n in names]
+        lambdas = [
+            ast.Lambda(ast.arguments([], [], None, [], [], None, []), _name(n)) for n in names
+        ]
         return ast.Tuple(list(lambdas), ast.Load())
 
     watched = ast.Tuple([getters(found.accumulators), getters(found.reads)], ast.Load())

@@ -3,7 +3,8 @@
 Every loop expected to run in parallel starts its body with ``probe()``, which records
 (pid, start, end) of the iteration under ``$LOOP_PROBE_DIR/<function>-<line>/`` and,
 inside a loop worker process, waits (with a deadline) until a second worker has
-started: so a parallel run shows two processes whose iterations overlap in time.
+started, and then until both have recorded: so a parallel run shows two processes
+whose iterations overlap in time.
 """
 
 from __future__ import annotations
@@ -33,15 +34,22 @@ def probe() -> None:
     os.makedirs(directory, exist_ok=True)
     pid, start = os.getpid(), time.time()
     open(os.path.join(directory, f"start-{pid}"), "a").close()
-    if os.environ.get("CLUSTRIX_LOOP_WORKER") == "1" and key not in _alone:
-        deadline = time.monotonic() + RENDEZVOUS_SECONDS
-        while sum(n.startswith("start-") for n in os.listdir(directory)) < 2:
-            if time.monotonic() > deadline:
-                _alone.add(key)  # the test will see a single process and fail
-                break
-            time.sleep(0.005)
+    rendezvous = os.environ.get("CLUSTRIX_LOOP_WORKER") == "1" and key not in _alone
+    if rendezvous:
+        _wait_for(directory, "start-", key)
     with open(os.path.join(directory, f"rec-{pid}"), "a") as handle:
         handle.write(f"{start!r} {time.time()!r}\n")
+    if rendezvous:  # no worker goes on (and perhaps fails, stopping the other) before
+        _wait_for(directory, "rec-", key)  # both have recorded their overlapping interval
+
+
+def _wait_for(directory: str, prefix: str, key: str) -> None:
+    deadline = time.monotonic() + RENDEZVOUS_SECONDS
+    while sum(n.startswith(prefix) for n in os.listdir(directory)) < 2:
+        if time.monotonic() > deadline:
+            _alone.add(key)  # the test will see a single process and fail
+            return
+        time.sleep(0.005)
 
 
 @dataclass
@@ -311,7 +319,7 @@ def try_except_in_body(xs):
 def closure_over_loop_variable(xs):
     fns = []
     for x in xs:
-        fns.append(lambda: x)
+        fns.append(lambda: x)  # noqa: B023 (late binding is the point)
     return [f() for f in fns]
 
 
@@ -325,7 +333,8 @@ def comprehension_not_a_loop(xs):
 
 _namespace: dict[str, Any] = {}
 exec(
-    "def no_source(xs):\n    out = []\n    for x in xs:\n        out.append(x + 1)\n    return out\n",
+    "def no_source(xs):\n    out = []\n    for x in xs:\n"
+    "        out.append(x + 1)\n    return out\n",
     _namespace,
 )
 no_source = _namespace["no_source"]
