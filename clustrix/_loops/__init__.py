@@ -22,7 +22,7 @@ from typing import Any
 import cloudpickle
 
 from .. import _parallel_loop
-from .facts import UNKNOWN, FunctionFacts, Rejected
+from .facts import FunctionFacts, Rejected
 from .flow import SCOPES, loads
 from .judge import Independent, judge
 from .report import ExplainReport, LoopReport, Mode
@@ -232,7 +232,8 @@ def _sweep_eligible(loop: ast.For | ast.AsyncFor, node: ast.AST, facts: Function
     names = {n.id for n in loads(loop.iter)}
     rebound = facts.local_names - facts.params
     return not names & rebound and all(
-        n in facts.params or getattr(builtins, n, UNKNOWN) is facts.resolve(ast.Name(n))
+        n in facts.params
+        or (hasattr(builtins, n) and getattr(builtins, n) is facts.resolve(ast.Name(n)))
         for n in names
     )
 

@@ -80,6 +80,21 @@ class FunctionFacts:
             return func.id not in CONSUMERS or func.id in self.local_names
         return not (isinstance(func, ast.Attribute) and func.attr == "join")
 
+    def nested_function_names(self, name: str) -> set[str] | None:
+        """The free names of the nested function or lambda `name` is bound to in `fn`."""
+        found: set[str] | None = None
+        for scope, free in self.escaping:
+            parent = self.parents.get(scope)
+            named = isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) and scope.name == name
+            assigned = (
+                isinstance(scope, ast.Lambda)
+                and isinstance(parent, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == name for t in parent.targets)
+            )
+            if named or assigned:
+                found = (found or set()) | free
+        return found
+
     def captured(self, names: set[str]) -> tuple[str, int] | None:
         """A name of `names` that a lambda, nested function or lazy generator refers to."""
         for scope, free in self.escaping:

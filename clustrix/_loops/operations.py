@@ -109,7 +109,7 @@ class Operations:
         func, line = call.func, call.lineno
         if isinstance(func, ast.Name):
             value = self.facts.resolve(func)
-            if value is getattr(builtins, func.id, UNKNOWN):
+            if value is not UNKNOWN and value is getattr(builtins, func.id, None):
                 if func.id in DYNAMIC_BUILTINS:
                     raise Rejected(f"calls {func.id}() at line {line} (dynamic code)")
                 if func.id in MUTATING_BUILTINS:
@@ -117,6 +117,7 @@ class Operations:
                 return  # other built-in functions change neither state nor arguments
             self._callee(func.id, value, line)
             self._arguments(call, func.id)
+            self._nested_function(func.id, line)
             return
         if isinstance(func, ast.Attribute):
             base = self.facts.resolve(func.value)
@@ -130,6 +131,19 @@ class Operations:
             self._arguments(call, f".{func.attr}")
             return
         self.calls.append(f"the function computed at line {line}")
+
+    def _nested_function(self, name: str, line: int) -> None:
+        """A nested function can change the function's own variables through its closure."""
+        free = self.facts.nested_function_names(name) if name in self.facts.local_names else None
+        if free is None:
+            return
+        shared = {n for n in free & self.facts.local_names if n not in self.bound}
+        after = self.used_after(shared) if shared else None
+        if after:
+            raise Rejected(
+                f"calls {name}() at line {line}, a nested function using '{after[0]}', which is "
+                f"used after the loop (line {after[1]}); {name}() could change it in a worker only"
+            )
 
     def _callee(self, name: str, value: object, line: int) -> None:
         source = function_uses_random(value)

@@ -599,3 +599,33 @@ CORPUS: list[Case] = [
     Case(tuple_target_nested, (list(zip(WORDS, XS, strict=False)),), [True]),
     Case(strings_and_methods, (WORDS,), [True]),
 ]
+
+
+def nested_function_changes_closure(xs):
+    seen = []
+
+    def note(v):
+        seen.append(v)
+
+    for x in xs:
+        note(x)
+    return seen
+
+
+def nested_function_reads_only(xs):
+    offset = 10
+
+    def shift(v):
+        return v + offset
+
+    out = []
+    for x in xs:
+        probe()
+        out.append(shift(x))
+    return out
+
+
+CORPUS += [
+    Case(nested_function_changes_closure, (XS,), [False]),
+    Case(nested_function_reads_only, (XS,), [True]),
+]
