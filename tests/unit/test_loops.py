@@ -221,3 +221,10 @@ def test_filesystem_helpers_work_in_forked_workers(tmp_path: Path) -> None:
     for name in "abcd":
         (tmp_path / name).write_text(name)
     assert analyse(list_twice).rewritten(2)(str(tmp_path)) == list_twice(str(tmp_path))
+
+
+def test_the_decorator_logs_the_analysis_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("DEBUG", logger="clustrix"):
+        cluster(cores=2)(squares)
+    assert "loop analysis of squares: 1 of 1 for loop(s) run in parallel" in caplog.text
+    assert "line 20: parallel (cores)" in caplog.text
