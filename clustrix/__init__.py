@@ -34,6 +34,7 @@ from ._exceptions import (
     UsageError,
 )
 from ._job import Cancellation, Job
+from ._loops import ExplainReport, LoopReport, explain
 from ._states import JobState
 from ._sweep import Sweep
 from ._version import __version__
@@ -63,6 +64,7 @@ __all__ = [
     "ConfigError",
     "DiskUsage",
     "EnvironmentMismatchError",
+    "ExplainReport",
     "FileInfo",
     "HostKeyError",
     "Job",
@@ -73,6 +75,7 @@ __all__ = [
     "JobOutOfMemoryError",
     "JobState",
     "JobTimeoutError",
+    "LoopReport",
     "NodeFailureError",
     "RemoteError",
     "RemoteFunction",
@@ -93,6 +96,7 @@ __all__ = [
     "cluster_ls",
     "cluster_stat",
     "configure",
+    "explain",
     "get_config",
     "load_config",
     "reset_config",

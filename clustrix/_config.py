@@ -112,6 +112,7 @@ class ClusterConfig(BaseSettings):
     job_poll_interval: float = Field(30, gt=0)
     max_parallel_jobs: int | None = Field(None, ge=1)
     cleanup_remote_files: bool = True
+    auto_parallel: bool = True  # parallel=None: run loops proven independent in parallel
     max_payload_size: MemoryString = "2G"
     # local job records (clustrix/_records.py); None = ~/.clustrix/records.db
     records_path: Path | None = None

@@ -6,11 +6,12 @@ import datetime
 import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from ._client import Client, calls_from, check_chunksize, run_in_caller_context
 from ._config import ClusterConfig
 from ._job import Job
+from ._loops import analyse, shipped_function
 from ._options import Options, validate_options
 from ._sweep import Sweep
 
@@ -30,12 +31,9 @@ class RemoteFunction(Generic[P, R]):
         self.__wrapped__ = fn
         self._options = options
         functools.update_wrapper(self, fn)
-        if options.parallel:
-            log.info(
-                "%s: parallel=True — loop parallelization is not built yet; the function "
-                "runs sequentially, which gives the same result",
-                getattr(fn, "__qualname__", fn),
-            )
+        analysis = analyse(fn)  # at decoration; redone at submission if globals were missing
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("loop analysis of %s", analysis.report(options.parallel))
 
     @property
     def cluster_options(self) -> Options:
@@ -46,7 +44,7 @@ class RemoteFunction(Generic[P, R]):
         """Start the function on the cluster; never blocks. Returns its `Job`."""
         calls = [(args, dict(kwargs))]
         job = run_in_caller_context(
-            lambda client: client._start(self.__wrapped__, self._options, calls, sweep=False)
+            lambda client: client._start(self._shipped(client), self._options, calls, sweep=False)
         )
         return job  # type: ignore[return-value]
 
@@ -73,7 +71,7 @@ class RemoteFunction(Generic[P, R]):
 
         def start(client: Client) -> Any:
             return client._start(
-                self.__wrapped__,
+                self._shipped(client),
                 options,
                 calls,
                 sweep=True,
@@ -84,6 +82,14 @@ class RemoteFunction(Generic[P, R]):
 
         sweep: Sweep[R] = run_in_caller_context(start)
         return sweep
+
+    def _shipped(self, client: Client) -> Callable[..., Any]:
+        """The function to pickle: with its independent loops parallelized if enabled."""
+        config = self._options.config or client.config
+        cores = self._options.cores or config.default_cores
+        return shipped_function(
+            self.__wrapped__, self._options.parallel, config.auto_parallel, cores
+        )
 
     def options(self, **overrides: Any) -> RemoteFunction[P, R]:
         """A copy with some `@cluster` options changed, e.g. ``f.options(cores=8)(x)``."""
@@ -107,7 +113,7 @@ def cluster(
     account: str | None = None,
     nodes: int | None = None,
     environment: str | None = None,
-    parallel: bool = False,
+    parallel: bool | Literal["cores", "sweep"] | None = None,
     config: ClusterConfig | None = None,
     profile: str | None = None,
     extra: Mapping[str, Any] | None = None,
@@ -118,7 +124,10 @@ def cluster(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
 
     Options: `cores` (CPUs per task), `memory` ("4GB"), `time` ("HH:MM:SS"),
     `gpus`, `partition`/`queue`, `account`, `nodes`, `environment` ("inherit",
-    "replicate", "conda:<name>", "venv:<path>"), `parallel`, `config` or `profile`
+    "replicate", "conda:<name>", "venv:<path>"), `parallel` (None: loops proven
+    independent run in parallel when the job has several cores and the config's
+    `auto_parallel` is on; True/"cores": always; False: never; see `explain`),
+    `config` or `profile`
     (which cluster), `extra` (raw scheduler directives) and `max_concurrent`.
     Options are validated here: an unknown one is a `TypeError`, a bad value a
     `ConfigError`.

@@ -7,7 +7,7 @@ import datetime
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ._config import ClusterConfig
 from ._exceptions import ConfigError
@@ -45,7 +45,7 @@ class Options:
     account: str | None = None
     nodes: int | None = None
     environment: str | None = None
-    parallel: bool = False
+    parallel: bool | Literal["cores", "sweep"] | None = None  # None: config.auto_parallel
     config: ClusterConfig | None = None
     extra: Mapping[str, ExtraValue] = field(default_factory=dict)
     max_concurrent: int | None = None
@@ -124,8 +124,6 @@ def _validate(raw: Mapping[str, Any]) -> dict[str, Any]:
         if values.get("config") is not None:
             raise ConfigError("give either config= or profile=, not both")
         values["config"] = ClusterConfig(profile=_name("profile", profile))
-    if "parallel" in values and values["parallel"] is None:
-        values["parallel"] = False
     if "extra" in values and values["extra"] is None:
         values["extra"] = {}
     return values
@@ -169,10 +167,14 @@ def _environment(value: Any) -> str:
     return value
 
 
-def _parallel(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"parallel={value!r} must be True or False")
-    return value
+def _parallel(value: Any) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if value not in ("cores", "sweep"):
+        raise ConfigError(
+            f"parallel={value!r} must be True, False, None (automatic), 'cores' or 'sweep'"
+        )
+    return str(value)
 
 
 def _config(value: Any) -> ClusterConfig:

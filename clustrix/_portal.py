@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -67,6 +68,11 @@ class Portal:
         """Run `coroutine` on the portal's loop and block until it is done."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop()).result(timeout)
 
+    def _forget_after_fork(self) -> None:
+        """In a forked child (a parallel loop's worker) the portal's thread is gone."""
+        self._lock = threading.Lock()
+        self._loop = self._thread = None
+
     def shutdown(self) -> None:
         """Close what runs on the loop, then stop it (called at interpreter exit)."""
         with self._lock:
@@ -84,3 +90,5 @@ class Portal:
 
 
 PORTAL = Portal()
+if hasattr(os, "register_at_fork"):  # the child starts its own loop on first use
+    os.register_at_fork(after_in_child=PORTAL._forget_after_fork)
