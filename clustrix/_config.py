@@ -27,6 +27,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ._config_fields import FIELD_DESCRIPTIONS
 from ._exceptions import ConfigError
 from ._units import format_memory, format_time, parse_memory, parse_time
 
@@ -164,6 +165,13 @@ class ClusterConfig(BaseSettings):
     def cache_key(self) -> str:
         """A stable identity of the settings that decide which cluster this is."""
         return self.model_dump_json(exclude={"profile", "config_file"})
+
+
+# The fields' meanings live in _config_fields.py (the documentation is generated from
+# them); rebuilding puts them into the JSON schema too.
+for _name, _field in ClusterConfig.model_fields.items():
+    _field.description = FIELD_DESCRIPTIONS.get(_name)
+ClusterConfig.model_rebuild(force=True)
 
 
 def _rename_aliases(data: dict[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class FileInfo:
-    """What `cluster_stat` reports about one path."""
+    """What `cluster_stat` reports about one path (a symbolic link is not followed).
+
+    `name` is the last component of the path, `size` its size in bytes, `modified` its
+    modification time as a Unix time, `is_dir` whether it is a directory and
+    `permissions` its mode bits as three octal digits (e.g. ``"755"``).
+    """
 
     name: str
     size: int
@@ -51,26 +56,34 @@ class FileInfo:
 
     @property
     def is_file(self) -> bool:
+        """True for everything that is not a directory (as the seed's `FileInfo`)."""
         return not self.is_dir
 
     @property
     def modified_datetime(self) -> datetime.datetime:
+        """`modified` as a naive local `datetime.datetime`."""
         return datetime.datetime.fromtimestamp(self.modified)
 
 
 @dataclass(frozen=True)
 class DiskUsage:
-    """Bytes and number of files below a directory (`cluster_du`)."""
+    """Bytes and number of files below a directory (`cluster_du`).
+
+    `total_bytes` sums the sizes of every non-directory below it (links not followed);
+    `file_count` counts them.
+    """
 
     total_bytes: int
     file_count: int
 
     @property
     def total_mb(self) -> float:
+        """`total_bytes` in MiB (1024²)."""
         return self.total_bytes / 1024**2
 
     @property
     def total_gb(self) -> float:
+        """`total_bytes` in GiB (1024³)."""
         return self.total_bytes / 1024**3
 
 
