@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import importlib
 import secrets
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar
 
-from . import _selection
+from . import _payload, _selection
 from ._config import ClusterConfig, get_config
 from ._exceptions import UsageError
 from ._job import Cancellation, Job
@@ -29,6 +31,23 @@ from .transport.local import LocalTransport
 from .transport.ssh import SSHTransport
 
 R = TypeVar("R")
+_BACKEND_MODULES = {"local": "local", "ssh": "ssh", "kubernetes": "kubernetes"}
+
+
+def _warm_up(config: ClusterConfig) -> None:
+    """Import the backend's modules and scan the loaded modules for the pickler, in a
+    worker thread, so that the first call does not hold the event loop."""
+    module = _BACKEND_MODULES.get(config.cluster_type, "batch")
+    with contextlib.suppress(ImportError):  # a missing extra is reported by the call
+        importlib.import_module(f"clustrix.backends.{module}")
+    _payload._REGISTRY.refresh()
+    if config.cluster_type in ("ssh", "slurm", "pbs", "sge"):  # compile the job scripts
+        with contextlib.suppress(ImportError, AttributeError):
+            from .schedulers import render
+
+            templates = render._environment()
+            for name in ("base", config.cluster_type):
+                templates.get_template(f"{name}.sh.j2")
 
 
 class Client:
@@ -82,6 +101,8 @@ class Client:
     async def __aenter__(self) -> Client:
         self._open()
         self._token = _selection.CURRENT.set(self)
+        # What the first call would otherwise do on the loop (hundreds of ms in a big app).
+        await asyncio.to_thread(_warm_up, self._config or get_config())
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
