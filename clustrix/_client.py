@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from . import _payload, _selection
 from ._config import ClusterConfig, get_config
-from ._exceptions import UsageError
+from ._exceptions import ConfigError, UsageError
 from ._job import Cancellation, Job
 from ._options import Options, validate_options
 from ._payload import Call, serialize_call
@@ -99,10 +99,11 @@ class Client:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def __aenter__(self) -> Client:
+        # What the first call would otherwise do on the loop (hundreds of ms in a big app).
+        with contextlib.suppress(ConfigError):  # a bad global config is the call's error
+            await asyncio.to_thread(_warm_up, self.config)
         self._open()
         self._token = _selection.CURRENT.set(self)
-        # What the first call would otherwise do on the loop (hundreds of ms in a big app).
-        await asyncio.to_thread(_warm_up, self._config or get_config())
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -156,7 +157,7 @@ class Client:
         """Run ``fn(*args, **kwargs)`` on this client's cluster; returns its `Job`.
 
         `fn` may be `@cluster`-decorated: its options apply, its own function is sent.
-        Callable from the client's loop or from another thread (e.g. a worker thread).
+        Callable on the client's loop or from a thread without one (e.g. a worker thread).
         """
         return ClientView(self, Options()).submit(fn, *args, **kwargs)
 
@@ -201,11 +202,17 @@ class Client:
     ) -> Job[Any] | Sweep[Any]:
         """Serialize, create the handles and start the submission in the background.
 
-        Runs on the client's loop thread (called from another thread, it is run there);
-        raises configuration and serialization errors here, before anything reaches
-        the cluster.
+        Runs on the client's loop thread (called from a thread without a loop, it is run
+        there); raises configuration and serialization errors here, before anything
+        reaches the cluster.
         """
-        if self._loop is not None and _selection._running_loop() is not self._loop:
+        running = _selection._running_loop()
+        if self._loop is not None and running is not self._loop:
+            if running is not None:
+                raise UsageError(
+                    "a Client belongs to the event loop it was opened on; open another "
+                    "Client on this loop (or call from a thread without a running loop)"
+                )
             start = functools.partial(
                 self._start,
                 fn,

@@ -45,7 +45,9 @@ CURRENT: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
 )
 _lock = threading.Lock()
 # Clients opened by the user (not the implicit ones below), per loop, in opening order.
-_open: dict[asyncio.AbstractEventLoop, list[weakref.ref[Client]]] = {}
+_open: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[weakref.ref[Client]]] = (
+    weakref.WeakKeyDictionary()
+)
 # The implicit clients of each loop: "" = the configured default, else a bound config.
 _implicit: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Client]] = (
     weakref.WeakKeyDictionary()

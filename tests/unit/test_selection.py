@@ -192,3 +192,17 @@ async def test_where_a_function_goes_is_logged_once(caplog: pytest.LogCaptureFix
         "logged_once goes to the local backend (this machine) "
         "(client: the innermost `async with Client`)"
     ]
+
+
+def test_an_unopened_client_needs_an_event_loop() -> None:
+    with pytest.raises(UsageError, match="open this Client on an event loop"):
+        Client(LOCAL).submit(pow, 2, 2)
+
+
+async def test_a_client_is_not_used_from_another_running_loop() -> None:
+    with open_on_another_loop(LOCAL) as elsewhere:
+        with pytest.raises(UsageError, match="belongs to the event loop it was opened on"):
+            elsewhere.submit(pow, 2, 2)
+        # a thread without a loop may use it: the call is made on the client's loop
+        job = await asyncio.to_thread(elsewhere.submit, pow, 2, 4)
+        assert await job == 16
