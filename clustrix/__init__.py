@@ -9,7 +9,7 @@ result = await simulate(1.5)              # a Job is awaitable
 results = await simulate.map(range(500))  # one array job for the sweep
 """
 
-from ._client import Client, ClientView
+from ._client import Client
 from ._config import ClusterConfig, configure, get_config, load_config, reset_config
 from ._decorator import RemoteFunction, cluster
 from ._exceptions import (
@@ -38,6 +38,7 @@ from ._loops import ExplainReport, LoopReport, explain
 from ._states import JobState
 from ._sweep import Sweep
 from ._version import __version__
+from ._view import ClientView
 from .fs import (
     DiskUsage,
     FileInfo,

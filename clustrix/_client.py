@@ -3,43 +3,70 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import functools
+import importlib
 import secrets
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar
 
+from . import _payload, _selection
 from ._config import ClusterConfig, get_config
-from ._exceptions import UsageError
+from ._exceptions import ConfigError, UsageError
 from ._job import Cancellation, Job
 from ._options import Options, validate_options
 from ._payload import Call, serialize_call
-from ._portal import PORTAL
 from ._progress import SweepProgress
+from ._selection import client_for_this_loop as client_for_this_loop
 from ._states import JobState
 from ._sweep import Sweep, want_progress
 from ._tasks import TaskSet
 from ._units import parse_memory
+from ._view import ClientView
 from .backends import Backend, Submission, create_backend
 from .transport.base import Transport
 from .transport.local import LocalTransport
 from .transport.ssh import SSHTransport
 
 R = TypeVar("R")
-_CURRENT: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
-    "clustrix_client", default=None
-)
-_DEFAULTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
-    weakref.WeakKeyDictionary()
-)
+_BACKEND_MODULES = {"local": "local", "ssh": "ssh", "kubernetes": "kubernetes"}
+
+
+def _warm_up(config: ClusterConfig) -> None:
+    """Import the backend's modules and scan the loaded modules for the pickler, in a
+    worker thread, so that the first call does not hold the event loop."""
+    module = _BACKEND_MODULES.get(config.cluster_type, "batch")
+    with contextlib.suppress(ImportError):  # a missing extra is reported by the call
+        importlib.import_module(f"clustrix.backends.{module}")
+    _payload._REGISTRY.refresh()
+    if config.cluster_type in ("ssh", "slurm", "pbs", "sge"):  # compile the job scripts
+        with contextlib.suppress(ImportError, AttributeError):
+            from .schedulers import render
+
+            templates = render._environment()
+            for name in ("base", config.cluster_type):
+                templates.get_template(f"{name}.sh.j2")
 
 
 class Client:
     """Owns the connection pool, pollers and background tasks for its jobs.
 
-    Use it as ``async with Client(config) as client:``; `@cluster` functions called
-    inside use it. Without one, a default client per event loop is made on first use
-    and closed when the loop ends. Leaving the block detaches from remote jobs still
+    Use it as ``async with Client(config) as client:``. Which client serves a call,
+    highest first: the explicit one (``client.submit(f, ...)``, ``client.map(f, ...)``,
+    ``client.options(...).submit(...)``); the innermost ``async with Client(...)`` in
+    the current context; the Clients open on the running event loop, the most recently
+    opened first (a Client opened in a FastAPI lifespan serves every request, and the
+    plain ``def`` handlers FastAPI runs in worker threads too); the configured default,
+    made per event loop on first use and closed when the loop ends. A function bound
+    with ``@cluster(config=...)``/``profile=`` uses an open Client with an equal
+    configuration, else one of its own. Nothing falls back to running locally while a
+    Client for a remote cluster is open elsewhere (`UsageError`); where each function
+    goes is logged once at INFO on the ``clustrix`` logger.
+
+    `submit`/`map` accept plain and `@cluster`-decorated functions (the decorator's
+    options apply under the call's). Leaving the block detaches from remote jobs still
     running (they keep running) unless ``cancel_on_exit=True``; local tasks cannot
     outlive the client and are cancelled.
     """
@@ -63,6 +90,7 @@ class Client:
         self._jobs: weakref.WeakSet[Job[Any]] = weakref.WeakSet()
         self._token: contextvars.Token[Client | None] | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self._implicit = False  # made by the selection rule, not by the user
 
     @property
     def config(self) -> ClusterConfig:
@@ -71,29 +99,42 @@ class Client:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def __aenter__(self) -> Client:
+        # What the first call would otherwise do on the loop (hundreds of ms in a big app).
+        with contextlib.suppress(ConfigError):  # a bad global config is the call's error
+            await asyncio.to_thread(_warm_up, self.config)
         self._open()
-        self._token = _CURRENT.set(self)
+        self._token = _selection.CURRENT.set(self)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._token is not None:
-            _CURRENT.reset(self._token)
+            _selection.CURRENT.reset(self._token)
             self._token = None
         await self.aclose()
 
     def _open(self) -> None:
         if self._state == "closed":
             raise UsageError("this Client is closed; create a new one")
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise UsageError(
+                "open this Client on an event loop first (`async with Client(...)`)"
+            ) from None
         if self._loop is not None and self._loop is not loop:
             raise UsageError("a Client belongs to the event loop it was opened on")
+        if self._state == "open":
+            return
         self._loop, self._state = loop, "open"
+        if not self._implicit:
+            _selection.register(self, loop)
 
     async def aclose(self) -> None:
         """Stop every background task; cancel or detach what still runs."""
         if self._state == "closed":
             return
         self._state = "closed"
+        _selection.unregister(self)
         await self._tasks.aclose()
         for backend in self._backends.values():
             await backend.aclose(cancel_running=self.cancel_on_exit)
@@ -113,8 +154,12 @@ class Client:
 
     # -- submitting ----------------------------------------------------------------------
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
-        """Run ``fn(*args, **kwargs)`` on this client's cluster; returns its `Job`."""
-        return self._start(fn, Options(), [(args, kwargs)], sweep=False)  # type: ignore[return-value]
+        """Run ``fn(*args, **kwargs)`` on this client's cluster; returns its `Job`.
+
+        `fn` may be `@cluster`-decorated: its options apply, its own function is sent.
+        Callable on the client's loop or from a thread without one (e.g. a worker thread).
+        """
+        return ClientView(self, Options()).submit(fn, *args, **kwargs)
 
     def map(
         self,
@@ -126,7 +171,10 @@ class Client:
         return_exceptions: bool = False,
         progress: bool | None = None,
     ) -> Sweep[R]:
-        """Run `fn` over zipped `iterables` as one sweep; returns its `Sweep`."""
+        """Run `fn` over zipped `iterables` as one sweep; returns its `Sweep`.
+
+        `fn` may be `@cluster`-decorated (see `submit`); keywords as for `RemoteFunction.map`.
+        """
         return ClientView(self, Options()).map(
             fn,
             *iterables,
@@ -150,12 +198,33 @@ class Client:
         chunksize: int | None = None,
         return_exceptions: bool = False,
         progress: bool | None = None,
+        how: str = "the explicit client",
     ) -> Job[Any] | Sweep[Any]:
         """Serialize, create the handles and start the submission in the background.
 
-        Runs on the client's loop thread; raises configuration and serialization
-        errors here, before anything reaches the cluster.
+        Runs on the client's loop thread (called from a thread without a loop, it is run
+        there); raises configuration and serialization errors here, before anything
+        reaches the cluster.
         """
+        running = _selection._running_loop()
+        if self._loop is not None and running is not self._loop:
+            if running is not None:
+                raise UsageError(
+                    "a Client belongs to the event loop it was opened on; open another "
+                    "Client on this loop (or call from a thread without a running loop)"
+                )
+            start = functools.partial(
+                self._start,
+                fn,
+                options,
+                calls,
+                sweep=sweep,
+                chunksize=chunksize,
+                return_exceptions=return_exceptions,
+                progress=progress,
+                how=how,
+            )
+            return _selection.call_on(self._loop, start, contextvars.copy_context())
         if self._state != "open":
             self._open()
         config = options.config or self.config
@@ -164,6 +233,7 @@ class Client:
         payload = serialize_call(fn, calls, max_size=parse_memory(config.max_payload_size))
         key = "cx" + secrets.token_hex(6)
         name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+        _selection.log_destination(name, config, how)
         jobs: list[Job[Any]] = [
             Job(self, key=f"{key}.{i}" if sweep else key, name=name, index=i if sweep else None)
             for i in range(len(calls))
@@ -226,7 +296,7 @@ class Client:
                     by_backend.setdefault(id(backend), (backend, []))[1].append(job)
             await asyncio.gather(*(b.cancel(js) for b, js in by_backend.values()))
 
-        if _running_loop() is loop:
+        if _selection._running_loop() is loop:
             # Owned by the client, so the caller's cancellation cannot interrupt it.
             task: asyncio.Task[None] = self._tasks.spawn(cancel(), name="cancel")
             return Cancellation(task)
@@ -238,110 +308,3 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<Client {self.config.cluster_type} {self._state} jobs={len(self._jobs)}>"
-
-
-class ClientView:
-    """A `Client` with `@cluster` options applied to its `submit` and `map`."""
-
-    def __init__(self, client: Client, options: Options) -> None:
-        self._client = client
-        self._options = options
-
-    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
-        """Run ``fn(*args, **kwargs)`` with these options; returns its `Job`."""
-        job = self._client._start(fn, self._options, [(args, kwargs)], sweep=False)
-        return job  # type: ignore[return-value]
-
-    def map(
-        self,
-        fn: Callable[..., R],
-        /,
-        *iterables: Iterable[Any],
-        chunksize: int | None = None,
-        max_concurrent: int | None = None,
-        return_exceptions: bool = False,
-        progress: bool | None = None,
-    ) -> Sweep[R]:
-        """Run `fn` over zipped `iterables` with these options as one sweep."""
-        options = self._options
-        if max_concurrent is not None:
-            options = options.merged({"max_concurrent": max_concurrent})
-        sweep = self._client._start(
-            fn,
-            options,
-            calls_from(iterables),
-            sweep=True,
-            chunksize=check_chunksize(chunksize),
-            return_exceptions=return_exceptions,
-            progress=progress,
-        )
-        return sweep  # type: ignore[return-value]
-
-
-def calls_from(iterables: Sequence[Iterable[Any]]) -> list[Call]:
-    """Zip the iterables of a `map` into per-task argument tuples."""
-    if not iterables:
-        raise TypeError("map() needs at least one iterable of arguments")
-    return [(tuple(args), {}) for args in zip(*iterables, strict=False)]
-
-
-def check_chunksize(chunksize: int | None) -> int | None:
-    if chunksize is not None and (
-        isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1
-    ):
-        raise TypeError(f"chunksize={chunksize!r} must be a positive integer or None")
-    return chunksize
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def client_for_this_loop() -> Client:
-    """The innermost open `Client` on the running loop, else the loop's default one."""
-    loop = asyncio.get_running_loop()
-    current = _CURRENT.get()
-    if current is not None and current._loop is loop and current._state == "open":
-        return current
-    client = _DEFAULTS.get(loop)
-    if client is None or client._state == "closed":
-        client = Client()
-        client._open()
-        _DEFAULTS[loop] = client
-        # Held by the client: the loop keeps only weak references to its tasks.
-        client._keeper = loop.create_task(
-            _close_when_loop_ends(client), name="clustrix-default-client"
-        )
-    return client
-
-
-async def _close_when_loop_ends(client: Client) -> None:
-    # asyncio.run() (and pytest-asyncio) cancel every task when the loop ends; this
-    # one then closes the default client, so no worker or connection outlives it.
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await client.aclose()
-
-
-async def _close_default_client(loop: asyncio.AbstractEventLoop) -> None:
-    client = _DEFAULTS.pop(loop, None)
-    if client is None:
-        return
-    if client._keeper is not None:
-        client._keeper.cancel()  # its `finally` closes the client
-        await asyncio.gather(client._keeper, return_exceptions=True)
-    await client.aclose()
-
-
-def run_in_caller_context(build: Callable[[Client], R]) -> R:
-    """Run `build(client)` on the right loop: the caller's, or (plain scripts) the portal's."""
-    if _running_loop() is not None:
-        return build(client_for_this_loop())
-    return PORTAL.call(lambda: build(client_for_this_loop()))
-
-
-PORTAL.on_shutdown = _close_default_client

@@ -8,12 +8,14 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-from ._client import Client, calls_from, check_chunksize, run_in_caller_context
+from ._client import Client
 from ._config import ClusterConfig
 from ._job import Job
 from ._loops import analyse, shipped_function
 from ._options import Options, validate_options
+from ._selection import run_in_caller_context
 from ._sweep import Sweep
+from ._view import calls_from, check_chunksize
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -24,11 +26,17 @@ class RemoteFunction(Generic[P, R]):
     """A function that runs on a cluster: ``f(x)`` returns a `Job`, ``f.map(xs)`` a `Sweep`.
 
     The original function stays reachable as ``f.__wrapped__`` (call it to run
-    in-process, e.g. while debugging).
+    in-process, e.g. while debugging). Which `Client` runs a call is decided per call;
+    see `Client` (explicit client, innermost ``async with``, Clients open on the
+    running loop, the configured default; a bound ``config``/``profile`` picks an open
+    Client with an equal configuration, else its own).
     """
 
     def __init__(self, fn: Callable[P, R], options: Options) -> None:
-        self.__wrapped__ = fn
+        while isinstance(fn, RemoteFunction):  # @cluster over @cluster: one wrapper
+            options = options.over(fn.cluster_options)
+            fn = fn.__wrapped__
+        self.__wrapped__: Callable[P, R] = fn
         self._options = options
         functools.update_wrapper(self, fn)
         analysis = analyse(fn)  # at decoration; redone at submission if globals were missing
@@ -44,7 +52,11 @@ class RemoteFunction(Generic[P, R]):
         """Start the function on the cluster; never blocks. Returns its `Job`."""
         calls = [(args, dict(kwargs))]
         job = run_in_caller_context(
-            lambda client: client._start(self._shipped(client), self._options, calls, sweep=False)
+            lambda client, how: client._start(
+                self._shipped(client), self._options, calls, sweep=False, how=how
+            ),
+            self._options.config,
+            self._name,
         )
         return job  # type: ignore[return-value]
 
@@ -69,7 +81,7 @@ class RemoteFunction(Generic[P, R]):
         calls = calls_from(iterables)
         size = check_chunksize(chunksize)
 
-        def start(client: Client) -> Any:
+        def start(client: Client, how: str) -> Any:
             return client._start(
                 self._shipped(client),
                 options,
@@ -78,9 +90,10 @@ class RemoteFunction(Generic[P, R]):
                 chunksize=size,
                 return_exceptions=return_exceptions,
                 progress=progress,
+                how=how,
             )
 
-        sweep: Sweep[R] = run_in_caller_context(start)
+        sweep: Sweep[R] = run_in_caller_context(start, options.config, self._name)
         return sweep
 
     def _shipped(self, client: Client) -> Callable[..., Any]:
@@ -94,6 +107,10 @@ class RemoteFunction(Generic[P, R]):
     def options(self, **overrides: Any) -> RemoteFunction[P, R]:
         """A copy with some `@cluster` options changed, e.g. ``f.options(cores=8)(x)``."""
         return RemoteFunction(self.__wrapped__, self._options.merged(overrides))
+
+    @property
+    def _name(self) -> str:
+        return str(getattr(self.__wrapped__, "__qualname__", None) or repr(self.__wrapped__))
 
     def __repr__(self) -> str:
         return f"<RemoteFunction {getattr(self.__wrapped__, '__qualname__', '?')}>"
@@ -130,7 +147,12 @@ def cluster(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     `config` or `profile`
     (which cluster), `extra` (raw scheduler directives) and `max_concurrent`.
     Options are validated here: an unknown one is a `TypeError`, a bad value a
-    `ConfigError`.
+    `ConfigError`. Decorating a decorated function merges the options (the outer win).
+
+    Which cluster runs a call: an explicit client (``client.submit(f, ...)``) > the
+    innermost ``async with Client(...)`` > the Clients open on the running event loop,
+    the most recently opened first > the configured default. With `config`/`profile`
+    the function uses an open Client whose configuration equals it, else its own.
     """
     validated = validate_options(options)
     if fn is not None:

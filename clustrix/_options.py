@@ -54,6 +54,18 @@ class Options:
         """A copy with `overrides` (raw option values) validated and applied."""
         return dataclasses.replace(self, **_validate(overrides))
 
+    def over(self, base: Options) -> Options:
+        """These options, with the ones left unset taken from `base` (`extra` merged)."""
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(self):
+            mine = getattr(self, spec.name)
+            unset: Any = spec.default
+            if spec.default_factory is not dataclasses.MISSING:
+                unset = spec.default_factory()
+            values[spec.name] = getattr(base, spec.name) if mine == unset else mine
+        values["extra"] = {**base.extra, **self.extra}
+        return Options(**values)
+
     def resolve(self, config: ClusterConfig) -> Resources:
         """Fill unset options from `config`'s defaults."""
         memory = self.memory
