@@ -12,8 +12,11 @@ Conventions every module follows:
 * ``parse_status``/``parse_accounting`` are keyed by the **element** job id (the
   native id of one array element, see ``element_job_id``) and may contain ids that
   were not asked for: look up only the ids you asked about.
-* An id missing from a status answer has left the scheduler's live view; ask
-  ``accounting_argv`` next, and fall back on the runner's exit-code file.
+* An id missing from a status answer (or marked ``outcome_unknown``) has left the
+  scheduler's live view; ask ``accounting_argv`` next, and fall back on the runner's
+  exit-code file. An element missing everywhere while ids of its own submission are
+  still listed, and which never started, was cancelled outside clustrix while it was
+  pending (Slurm and Grid Engine keep no record of such an element).
 """
 
 from __future__ import annotations
@@ -86,12 +89,16 @@ class TaskStatus:
 
     ``exit_code`` is what a shell would report: the exit status, or 128+N for a
     process killed by signal N. ``raw`` is the scheduler's own state text.
+    ``outcome_unknown`` marks an element the scheduler lists as ended without saying
+    how (Grid Engine's finished-jobs list): the backend asks the accounting command
+    and the runner's files, and knows the element did leave the queue.
     """
 
     state: JobState
     reason: str | None = None
     exit_code: int | None = None
     raw: str = ""
+    outcome_unknown: bool = False
 
 
 class Scheduler(Protocol):

@@ -342,14 +342,20 @@ TORQUE = PbsScheduler("torque")
 
 
 def jobs_by_name_argv() -> list[str]:
-    """Every job ``qstat -f`` knows, as ``ID NAME STATE`` lines (one command for all).
+    """Every job ``qstat -f`` knows, as ``ID NAME STATE HOST`` lines (one command for all).
 
     For Slurm's Torque wrappers, whose array elements run under unpredictable ids:
-    the job name (clustrix's key) is what ties them to their submission.
+    the job name (clustrix's key) is what ties them to their submission. HOST is
+    ``ran`` if the job had an ``exec_host``, else ``-``: the wrappers print no
+    ``exec_host`` for a job deleted before it was given a node.
     """
     script = (
-        'qstat -f 2>/dev/null | awk \'/^Job Id:/ {id = $3} $1 == "Job_Name" {name = $3} '
-        '$1 == "job_state" {print id, name, $3}\'; exit 0'
+        "qstat -f 2>/dev/null | awk '"
+        'function out() { if (id != "") print id, name, state, (host == "" ? "-" : "ran") } '
+        '/^Job Id:/ {out(); id = $3; name = ""; state = ""; host = ""} '
+        '$1 == "Job_Name" {name = $3} $1 == "job_state" {state = $3} '
+        '$1 == "exec_host" {host = $3} '
+        "END {out()}'; exit 0"
     )
     return ["sh", "-c", script]
 
@@ -357,8 +363,21 @@ def jobs_by_name_argv() -> list[str]:
 def parse_jobs_by_name(stdout: str) -> dict[str, list[JobState]]:
     """States of the jobs carrying each name (unknown letters count as QUEUED)."""
     found: dict[str, list[JobState]] = {}
-    for line in stdout.splitlines():
-        fields = line.split()
-        if len(fields) == 3:
-            found.setdefault(fields[1], []).append(STATE_MAP.get(fields[2], JobState.QUEUED))
+    for fields in _by_name_lines(stdout):
+        found.setdefault(fields[1], []).append(STATE_MAP.get(fields[2], JobState.QUEUED))
     return found
+
+
+def parse_unstarted_by_name(stdout: str) -> set[str]:
+    """Names with a job that ended without ever being given a node (deleted while
+    it was waiting: ``qdel`` of a queued job, or of an array with queued elements)."""
+    return {
+        fields[1]
+        for fields in _by_name_lines(stdout)
+        if len(fields) == 4 and fields[2] == "C" and fields[3] == "-"
+    }
+
+
+def _by_name_lines(stdout: str) -> list[list[str]]:
+    lines = [line.split() for line in stdout.splitlines()]
+    return [fields for fields in lines if len(fields) in (3, 4)]

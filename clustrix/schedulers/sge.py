@@ -10,7 +10,11 @@ relies on:
   default it can take ~15 s, so retry for a while before calling a job lost.
 * ``qdel`` of an unknown id: rc 1, ``denied: job "N" does not exist`` (benign; the
   other ids are still deleted). ``qdel 14.9`` deletes that task only; a task deleted
-  while pending leaves no qacct record (observed), like Slurm's.
+  while pending leaves no qacct record (observed), like Slurm's. It does appear in
+  qmaster's finished-jobs list (``qstat -s z``, state ``z``, the last
+  ``finished_jobs`` jobs of the global configuration, 100 by default), as does every
+  finished task: :func:`status_argv` asks for it in the same command, and such
+  entries are ``outcome_unknown`` (qacct and the runner's files say how they ended).
 * ``qacct`` on a qdel'ed running job: ``failed 100 : assumedly after job`` with
   ``exit_status 137``; that is CANCELLED unless the job ran into its ``h_rt``.
 * The log directory goes on qsub's command line (``-wd``, one argument, any
@@ -196,8 +200,9 @@ def element_job_id(master_id: str, element: int, res: BatchResources) -> str:
 
 
 def status_argv(job_ids: Sequence[str]) -> list[str]:
-    """``qstat -xml``: all of the caller's live jobs (qstat cannot filter a list)."""
-    return ["qstat", "-xml"]
+    """``qstat -xml -s prsz``: all of the caller's live jobs and the finished-jobs
+    list (qstat cannot filter a list of ids)."""
+    return ["qstat", "-xml", "-s", "prsz"]
 
 
 def status_error_is_benign(returncode: int, stderr: str) -> bool:
@@ -206,11 +211,15 @@ def status_error_is_benign(returncode: int, stderr: str) -> bool:
 
 
 def parse_status(stdout: str) -> dict[str, TaskStatus]:
-    """Every ``job_list`` of ``qstat -xml``; pending ``<tasks>7-10:1</tasks>`` expanded."""
+    """Every ``job_list`` of ``qstat -xml``; pending ``<tasks>7-10:1</tasks>`` expanded.
+
+    Finished (``z``) entries are ``outcome_unknown`` and never override a live entry.
+    """
     if not stdout.strip():
         return {}
     root = ET.fromstring(stdout)  # noqa: S314 - qstat's own output, no entities
     result: dict[str, TaskStatus] = {}
+    ranks: dict[str, int] = {}
     for job in root.iter("job_list"):
         number = (job.findtext("JB_job_number") or "").strip()
         raw = (job.findtext("state") or "").strip()
@@ -218,12 +227,22 @@ def parse_status(stdout: str) -> dict[str, TaskStatus]:
             continue
         status = _status(raw, number)
         tasks = (job.findtext("tasks") or "").strip()
-        if not tasks.isdigit() and tasks:  # a pending range never overrides one task
-            for index in expand_indices(tasks):
-                result.setdefault(f"{number}.{index}", status)
-        else:
-            result[f"{number}.{tasks}" if tasks else number] = status
+        if raw == "z":
+            status = TaskStatus(status.state, "finished", raw=raw, outcome_unknown=True)
+        ranged = bool(tasks) and not tasks.isdigit()
+        keys = [f"{number}.{i}" for i in expand_indices(tasks)] if ranged else []
+        rank = _rank(status, ranged)
+        for key in keys or [f"{number}.{tasks}" if tasks else number]:
+            held = ranks.get(key, -1)
+            if rank > held or rank == held == 2:
+                result[key], ranks[key] = status, rank
     return result
+
+
+def _rank(status: TaskStatus, ranged: bool) -> int:
+    """Which entry wins for one task: a live task listed alone (2) beats a pending
+    range (1), which beats the finished-jobs list (0)."""
+    return 0 if status.outcome_unknown else 1 if ranged else 2
 
 
 def _status(raw: str, number: str) -> TaskStatus:

@@ -11,8 +11,16 @@ Formats are those of Slurm 22.05 as recorded on the test lab (see
 * A just-submitted job can be missing from sacct for about a second: absence from
   sacct right after ``sbatch`` is not "unknown job".
 * ``scancel`` of an unknown id is rc 0 and silent. An array element cancelled while
-  still pending (``scancel 25_50``) vanishes at once from squeue AND sacct (observed
-  on 22.05): if clustrix cancelled it, it is CANCELLED; otherwise it is lost.
+  still pending (``scancel 25_50``) is dropped from the array's pending record: it
+  vanishes at once from squeue, ``scontrol show job`` AND sacct, while its siblings
+  stay listed (observed on 22.05). Only the last pending element, cancelled, turns the
+  array's own record ``CANCELLED`` (squeue lists it under the bare array id, sacct as
+  ``25_[99]``). The backend reads "missing, siblings listed, never started" as
+  cancelled outside clustrix.
+* Exit codes: squeue's ``exit_code`` is the raw wait status (``768`` = exit 3,
+  ``9`` = killed by SIGKILL), exact while the job is listed. sacct's ``ExitCode`` is
+  ``code:signal`` with the code taken modulo 128 (a batch script exiting 137 shows
+  ``9:0``, one exiting 200 ``72:0``): the runner's exit-code file is the better word.
 * Pass master ids for whole arrays (``--array`` lists every element of ``7``), so
   the command line does not grow with the array.
 * ``--output``/``--error`` go on sbatch's command line, not in ``#SBATCH`` lines, so
@@ -194,7 +202,9 @@ def status_argv(job_ids: Sequence[str]) -> list[str]:
         "--array",
         "--states=all",
         f"--jobs={ids}",
-        f"--format=%i{_SEP}%T{_SEP}%r",
+        # JobArrayID, State, Reason, then the raw exit status; "|" ends each field
+        # (no width given: nothing is truncated or padded).
+        f"--Format=JobArrayID:{_SEP},State:{_SEP},Reason:{_SEP},exit_code:",
     ]
 
 
@@ -204,16 +214,31 @@ def status_error_is_benign(returncode: int, stderr: str) -> bool:
 
 
 def parse_status(stdout: str) -> dict[str, TaskStatus]:
-    """Parse ``id|STATE|reason`` lines; collapsed ranges like ``7_[6-99%4]`` expanded."""
+    """Parse ``id|STATE|reason|wait-status`` lines (the last field optional);
+    collapsed ranges like ``7_[6-99%4]`` expanded."""
     result: dict[str, TaskStatus] = {}
     for line in stdout.splitlines():
         fields = line.strip().split(_SEP)
         if len(fields) < 2 or not fields[0]:
             continue
         reason = fields[2].strip() if len(fields) > 2 else ""
-        status = _status(fields[1], None, None if reason in ("", "None") else reason)
+        code = wait_status_exit_code(fields[3]) if len(fields) > 3 else None
+        state = STATE_MAP.get(fields[1].strip())
+        if state is None or not state.final:
+            code = None  # a live job's field is 0: no exit status yet
+        status = _status(fields[1], code, None if reason in ("", "None") else reason)
         _store(result, fields[0], status)
     return result
+
+
+def wait_status_exit_code(text: str) -> int | None:
+    """Shell-style exit code from a raw wait status (squeue's ``exit_code``):
+    ``768`` -> 3, ``9`` (killed by SIGKILL) -> 137."""
+    text = text.strip()
+    if not text.isdigit():
+        return None
+    status = int(text)
+    return signal_exit_code((status >> 8) & 0xFF, status & 0x7F)
 
 
 def accounting_argv(job_ids: Sequence[str]) -> list[str]:
@@ -230,7 +255,11 @@ def accounting_argv(job_ids: Sequence[str]) -> list[str]:
 
 
 def parse_accounting(stdout: str) -> dict[str, TaskStatus]:
-    """Parse ``JobID|State|ExitCode`` lines (``CANCELLED by 1001``, ``0:9`` handled)."""
+    """Parse ``JobID|State|ExitCode`` lines (``CANCELLED by 1001``, ``0:9`` handled).
+
+    ``ExitCode`` is ``code:signal``; the code is modulo 128 (see the module docstring),
+    so ``9:0`` may be a script that exited 137: the runner's exit-code file decides.
+    """
     result: dict[str, TaskStatus] = {}
     for line in stdout.splitlines():
         fields = line.strip().split(_SEP)
@@ -282,8 +311,13 @@ def _status(text: str, exit_code: int | None, reason: str | None) -> TaskStatus:
     if state is None:
         # A state newer than this table: keep polling rather than guess an outcome.
         return TaskStatus(JobState.RUNNING, reason=f"unknown Slurm state {raw!r}", raw=raw)
-    if state is JobState.FAILED and exit_code is not None and exit_code >= 128 and reason is None:
+    if state is JobState.FAILED and exit_code is not None and exit_code > 128 and reason is None:
         reason = f"killed by signal {exit_code - 128}"
+    if state is JobState.CANCELLED:
+        # squeue's reason of a cancelled job is stale (why it was waiting); sacct
+        # says who: "CANCELLED by 1001".
+        by = re.search(r"\bby (\d+)", raw)
+        reason = f"by uid {by.group(1)}" if by else None
     return TaskStatus(state, reason=reason, exit_code=exit_code, raw=raw)
 
 

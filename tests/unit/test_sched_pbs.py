@@ -188,6 +188,36 @@ def test_wrappers_recorded() -> None:
     assert {v.state for v in after.values()} == {JobState.COMPLETED}
 
 
+def test_jobs_by_name_recorded_before_and_after_qdel() -> None:
+    """`jobs_by_name_argv` recorded on the lab's wrappers: array 1780 (``-t 0-2%1``,
+    element 0 running as 1781, the rest queued) and held job 1789, then both qdel'ed."""
+    before = read("wrappers_by_name_before_qdel.txt")
+    assert pbs.parse_jobs_by_name(before)["pbsdrop"] == [JobState.RUNNING, JobState.QUEUED]
+    assert pbs.parse_unstarted_by_name(before) == set()  # queued is not ended
+    after = read("wrappers_by_name_after_qdel.txt")
+    assert pbs.parse_jobs_by_name(after)["pbshold"] == [JobState.COMPLETED]
+    assert pbs.parse_unstarted_by_name(after) == {"pbsdrop", "pbshold"}
+    # the old three-field form still parses
+    assert pbs.parse_jobs_by_name("7 cxa C\n") == {"cxa": [JobState.COMPLETED]}
+
+
+def test_jobs_by_name_argv_runs_on_recorded_qstat(tmp_path: Path) -> None:
+    """The awk program on the recorded `qstat -f` of a qdel'ed queued job (131)."""
+    fake = tmp_path / "qstat"
+    fake.write_text(f"#!/bin/sh\ncat {DATA / 'wrappers_qstat_f_after_qdel.txt'}\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    out = subprocess.run(
+        pbs.jobs_by_name_argv(), capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert out.splitlines()[:4] == [
+        "128 pbsrec C ran",
+        "129 pbsrec C ran",
+        "130 pbsrec C ran",
+        "131 pbsrec C -",
+    ]
+
+
 def test_pro_doc_samples() -> None:
     assert pbs.parse_status(read("pro_doc_qstat1B_json.json")) == {
         "1.vbox": TaskStatus(JobState.QUEUED, raw="Q")

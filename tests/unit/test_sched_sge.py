@@ -128,7 +128,7 @@ def test_element_index_expr_in_bash(task_id: str | None, expected: str) -> None:
 
 
 def test_status_argv_lists_the_callers_jobs() -> None:
-    assert sge.status_argv(["5.8", "6"]) == ["qstat", "-xml"]
+    assert sge.status_argv(["5.8", "6"]) == ["qstat", "-xml", "-s", "prsz"]
     assert not sge.status_error_is_benign(1, "error: commlib error")
 
 
@@ -157,6 +157,30 @@ def test_parse_status_running_task_beats_pending_range() -> None:
     status = sge.parse_status(xml)
     assert status["3.2"].state is JobState.RUNNING
     assert status["3.1"].state is JobState.QUEUED and status["3.4"].state is JobState.QUEUED
+
+
+def test_parse_status_recorded_finished_list() -> None:
+    """``qstat -xml -s prsz`` recorded on the lab (other users' jobs cut out): job 60
+    (tasks 1-4, at most 2 at once) with task 4 qdel'ed while pending, and job 61 held
+    and qdel'ed. Neither left a qacct record; the finished-jobs list has both."""
+    status = sge.parse_status(read("qstat_xml_dropped_task.xml"))
+    assert status["60.1"] == TaskStatus(JobState.RUNNING, raw="r")
+    assert status["60.3"] == TaskStatus(JobState.QUEUED, raw="qw")
+    finished = TaskStatus(JobState.COMPLETED, "finished", raw="z", outcome_unknown=True)
+    assert status["60.4"] == finished and status["61"] == finished
+    # later: every task finished; the list holds the ones that ran and the dropped one
+    later = sge.parse_status(read("qstat_xml_finished_list.xml"))
+    assert later == {**{f"60.{i}": finished for i in range(1, 5)}, "61": finished}
+
+
+def test_a_finished_entry_never_hides_a_live_one() -> None:
+    live = job_xml("3", "r", "2")
+    done = job_xml("3", "z", "1-4:1")
+    for xml in (live + done, done + live):
+        text = "<job_info>" + xml + "</job_info>"
+        status = sge.parse_status(text)
+        assert status["3.2"] == TaskStatus(JobState.RUNNING, raw="r")
+        assert status["3.1"].outcome_unknown and status["3.4"].outcome_unknown
 
 
 def job_xml(number: str, state: str, tasks: str = "") -> str:

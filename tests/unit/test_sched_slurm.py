@@ -163,7 +163,7 @@ def test_status_argv_one_squeue_for_everything() -> None:
         "--array",
         "--states=all",
         "--jobs=18,25,25_3",
-        "--format=%i|%T|%r",
+        "--Format=JobArrayID:|,State:|,Reason:|,exit_code:",
     ]
 
 
@@ -213,6 +213,41 @@ def test_parse_status_expands_lists_and_ignores_noise() -> None:
     assert sorted(status) == ["8_1", "8_4", "8_5"]
 
 
+def test_parse_status_recorded_exit_codes_and_a_dropped_element() -> None:
+    """squeue's exit_code is the raw wait status: exact, unlike sacct's (recorded on the
+    lab: 1728 did os._exit(3), 1729 killed itself with SIGKILL inside the batch script,
+    701 ran `exit 200`, 702's batch shell was SIGKILLed; 1730_5 was scancelled while
+    pending and 1731, held, was scancelled)."""
+    status = slurm.parse_status(read("squeue_exit_and_dropped.txt"))
+    assert status["1728"] == TaskStatus(JobState.FAILED, "NonZeroExitCode", 3, raw="FAILED")
+    assert status["1729"].exit_code == 137
+    assert status["701"].exit_code == 200
+    assert status["702"] == TaskStatus(JobState.FAILED, "JobLaunchFailure", 137, raw="FAILED")
+    assert status["1731"] == TaskStatus(JobState.CANCELLED, exit_code=0, raw="CANCELLED")
+    assert status["1730_0"] == TaskStatus(JobState.RUNNING, raw="RUNNING")  # no exit code yet
+    assert {k for k in status if k.startswith("1730_")} == {f"1730_{i}" for i in range(5)}
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("0", 0), ("768", 3), ("35072", 137), ("51200", 200), ("9", 137), ("15", 143), ("", None)],
+)
+def test_wait_status_exit_code(text: str, code: int | None) -> None:
+    assert slurm.wait_status_exit_code(text) == code
+
+
+def test_the_last_pending_element_cancelled_is_the_array_record() -> None:
+    """Recorded: scancel of 469_28, the only element still pending, cancels the array's
+    own record: squeue lists it under the bare id, sacct as 469_[28]."""
+    assert slurm.parse_status(read("squeue_last_pending_cancelled.txt")) == {
+        "469": TaskStatus(JobState.CANCELLED, raw="CANCELLED")
+    }
+    acct = slurm.parse_accounting(read("sacct_last_pending_cancelled.txt"))
+    assert acct == {
+        "469_28": TaskStatus(JobState.CANCELLED, "by uid 1001", 0, raw="CANCELLED by 1001")
+    }
+
+
 def test_status_error_benign_only_for_unknown_id() -> None:
     assert slurm.status_error_is_benign(1, "slurm_load_jobs error: Invalid job id specified\n")
     assert not slurm.status_error_is_benign(1, "slurm_load_jobs error: Socket timed out\n")
@@ -236,7 +271,7 @@ def test_accounting_argv() -> None:
 def test_parse_accounting_lab_samples() -> None:
     cancelled = slurm.parse_accounting(read("lab_sacct_cancelled.txt"))
     assert cancelled == {
-        "105": TaskStatus(JobState.CANCELLED, exit_code=0, raw="CANCELLED by 1001")
+        "105": TaskStatus(JobState.CANCELLED, "by uid 1001", exit_code=0, raw="CANCELLED by 1001")
     }
     array = slurm.parse_accounting(read("lab_sacct_array.txt"))
     assert {k: v.state for k, v in array.items()} == {
@@ -244,6 +279,19 @@ def test_parse_accounting_lab_samples() -> None:
         "7_1": JobState.COMPLETED,
         "7_2": JobState.COMPLETED,
     }
+
+
+def test_parse_accounting_exit_codes_are_modulo_128() -> None:
+    """Recorded with the squeue sample above: sacct's code field drops 128 (137 -> 9,
+    200 -> 72), and keeps no record of the element scancelled while pending."""
+    acct = slurm.parse_accounting(read("sacct_exit_and_dropped.txt"))
+    assert acct["1728"] == TaskStatus(JobState.FAILED, exit_code=3, raw="FAILED")
+    assert acct["1729"] == TaskStatus(JobState.FAILED, exit_code=9, raw="FAILED")
+    assert acct["701"].exit_code == 72
+    assert acct["702"] == TaskStatus(JobState.FAILED, "killed by signal 9", 137, raw="FAILED")
+    assert acct["1731"].reason == "by uid 1001"
+    assert "1730_5" in acct and acct["1730_5"].state is JobState.QUEUED  # stale range
+    assert "1730_6" not in acct
 
 
 def test_parse_accounting_recorded_outcomes() -> None:

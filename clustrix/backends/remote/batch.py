@@ -31,6 +31,7 @@ from ...schedulers import (
 from ...schedulers.base import TaskStatus
 from ...transport.base import Transport
 from ..base import Submission
+from .batch_fates import DROPPED, Unstarted, fate_from_files, merge_fates
 from .runs import Fate, RemoteRunsBackend, Run
 from .scripts import script_context
 
@@ -214,7 +215,8 @@ class BatchBackend(RemoteRunsBackend):
                 stderr=result.stderr,
                 transient=True,
             )
-        statuses = scheduler.parse_status(result.stdout)
+        answer = scheduler.parse_status(result.stdout)
+        statuses = {k: v for k, v in answer.items() if not v.outcome_unknown}
         missing = [
             (run, part, element)
             for run in runs
@@ -222,10 +224,12 @@ class BatchBackend(RemoteRunsBackend):
             for element in range(part.offset, part.offset + part.count)
             if element in run.live and part.element_id(scheduler, element) not in statuses
         ]
+        listed = set(statuses)  # what the live queue lists, before accounting
         if missing:
             statuses.update(await self._accounting({part.master for _, part, _ in missing}))
         now = self._now()
         fates: dict[Run, dict[int, Fate]] = {}
+        known_parts: dict[int, bool] = {}
         for run in runs:
             for part in run.native["parts"]:
                 for element in range(part.offset, part.offset + part.count):
@@ -233,10 +237,24 @@ class BatchBackend(RemoteRunsBackend):
                         continue
                     element_id = part.element_id(scheduler, element)
                     status = statuses.get(element_id)
-                    fate = self._fate(run, element, element_id, status, now)
+                    dropped = False
+                    if status is None:  # in the finished list, or siblings still queued
+                        if id(part) not in known_parts:
+                            known_parts[id(part)] = self._listed(part, listed)
+                        dropped = element_id in answer or known_parts[id(part)]
+                    fate = self._fate(run, element, element_id, status, now, dropped)
                     if fate is not None:
                         fates.setdefault(run, {})[element] = fate
         return fates
+
+    def _listed(self, part: Part, listed: set[str]) -> bool:
+        """Does the live queue still list the part (its array record or an element)?"""
+        if part.master in listed:
+            return True
+        ids = (
+            part.element_id(self.scheduler, e) for e in range(part.offset, part.offset + part.count)
+        )
+        return any(i in listed for i in ids)
 
     async def _observe_by_name(self, runs: Sequence[Run]) -> None:
         """Slurm's Torque wrappers: elements run under ids nobody can predict, so the
@@ -245,11 +263,13 @@ class BatchBackend(RemoteRunsBackend):
         result = await self._area.transport.run(pbs.jobs_by_name_argv(), check=False)
         self.poll_commands += 1
         by_name = pbs.parse_jobs_by_name(result.stdout)
+        unstarted = pbs.parse_unstarted_by_name(result.stdout)
         now = self._now()
         for run in runs:
             states = by_name.get(run.submission.key, [])
             live = any(not state.final for state in states)
             run.native["ended"] = not live and now - run.started > _YOUNG / 3
+            run.native["dropped"] = run.submission.key in unstarted
 
     async def _accounting(self, masters: set[str]) -> dict[str, TaskStatus]:
         argv = self.scheduler.accounting_argv(sorted(masters))
@@ -260,7 +280,13 @@ class BatchBackend(RemoteRunsBackend):
         return self.scheduler.parse_accounting(result.stdout) if result.exit_status == 0 else {}
 
     def _fate(
-        self, run: Run, element: int, element_id: str, status: TaskStatus | None, now: float
+        self,
+        run: Run,
+        element: int,
+        element_id: str,
+        status: TaskStatus | None,
+        now: float,
+        dropped: bool = False,
     ) -> Fate | None:
         key = (run.submission.key, element)
         if status is not None:
@@ -268,31 +294,34 @@ class BatchBackend(RemoteRunsBackend):
             return Fate(status.state, element_id, status.reason, status.exit_code)
         # Unknown to the scheduler and its accounting: the exit-code file may still
         # tell (element_fate); if not, give it time (accounting lags), then LOST.
-        if now - run.started < _YOUNG:
-            return None
-        since = self._missing_since.setdefault(key, now)
-        if now - since > _MISSING_GRACE:
-            return Fate(JobState.LOST, element_id, "the scheduler no longer knows this job")
-        return None
+        lost = None
+        if now - run.started >= _YOUNG:
+            since = self._missing_since.setdefault(key, now)
+            if now - since > _MISSING_GRACE:
+                lost = Fate(JobState.LOST, element_id, "the scheduler no longer knows this job")
+        if dropped:  # left the queue without a record: cancelled, unless it started
+            return Unstarted(JobState.CANCELLED, element_id, DROPPED, otherwise=lost)
+        return lost
+
+    def merge_fate(
+        self, run: Run, element: int, fate: Fate | None, report: dict[str, Any]
+    ) -> Fate | None:
+        """The scheduler's state, with the exit status the job script recorded.
+
+        That file is exact where the scheduler is not (squeue forgets exit codes after
+        MinJobAge, sacct reports them modulo 128, Torque's wrappers never). An element
+        the scheduler dropped from its queue without a record was cancelled outside
+        clustrix if it never started (no pid or exit file)."""
+        return merge_fates(fate, self.element_fate(run, element, report), report)
 
     def element_fate(self, run: Run, element: int, report: dict[str, Any]) -> Fate | None:
         fate = super().element_fate(run, element, report)
         element_id = _part(run, element).element_id(self.scheduler, element)
         if fate is None:
-            return None if self._addressable else self._fate_from_files(run, element_id, report)
+            return None if self._addressable else fate_from_files(run, element_id, report)
         if fate.exit_code == 0:  # finished normally; the results say the rest
             return Fate(JobState.COMPLETED, element_id, exit_code=0)
         return Fate(fate.state, element_id, exit_code=fate.exit_code)
-
-    def _fate_from_files(self, run: Run, element_id: str, report: dict[str, Any]) -> Fate | None:
-        """No exit file: running (pid file), waiting, or ended without a word."""
-        if not run.native.get("ended"):
-            return Fate(JobState.RUNNING, element_id) if report.get("pid") else None
-        limit = run.submission.resources.time
-        started, now = report.get("started"), report.get("now")
-        if limit and started and now and now - started >= limit * run.chunksize - 1:
-            return Fate(JobState.TIMEOUT, element_id, "killed at its walltime")
-        return Fate(JobState.FAILED, element_id, "the job ended without recording an exit status")
 
     def log_path(self, run: Run, element: int) -> str | None:
         part = _part(run, element)

@@ -38,6 +38,7 @@ from .envbuild import EnvironmentBuilder
 log = logging.getLogger("clustrix")
 _INLINE_LIMIT = 1 << 20  # results up to this size come back inside the poll answer
 _ERROR_BUDGET = 300.0  # seconds of failing ticks (daemon restarts...) before jobs are LOST
+_OUTSIDE = "cancelled outside clustrix"
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,13 @@ class RemoteRunsBackend(Backend):
             state = JobState.CANCELLED if report.get("cancelled") else JobState.FAILED
             return Fate(state, exit_code=exit_code)
         return None
+
+    def merge_fate(
+        self, run: Run, element: int, fate: Fate | None, report: dict[str, Any]
+    ) -> Fate | None:
+        """One element's fate from what the cluster reported (`observe`) and the
+        agent's `report` of its files; by default the cluster's word wins."""
+        return fate or self.element_fate(run, element, report)
 
     def initial_job_id(self, run: Run, element: int) -> str | None:
         """The element's native id as soon as it is submitted (if known then)."""
@@ -243,9 +251,7 @@ class RemoteRunsBackend(Backend):
             entry.setdefault("now", report.get("now"))
         known: dict[int, Fate] = {}
         for element in sorted(run.live):
-            fate = fates.get(element) or self.element_fate(
-                run, element, files.get(str(element), {})
-            )
+            fate = self.merge_fate(run, element, fates.get(element), files.get(str(element), {}))
             if fate is None:
                 continue
             known[element] = fate
@@ -290,8 +296,14 @@ class RemoteRunsBackend(Backend):
                 exit_code=code,
                 stderr_tail=tail,
             )
-        elif fate.state is JobState.CANCELLED or job.cancel_requested:
+        elif job.cancel_requested:
             job.fail(JobState.CANCELLED, "cancelled", exit_code=code, stderr_tail=tail)
+        elif fate.state is JobState.CANCELLED:
+            why = fate.reason or ""
+            if _OUTSIDE not in why:
+                why = f"{_OUTSIDE} ({why})" if why else _OUTSIDE
+            job.reason = why
+            job.fail(JobState.CANCELLED, why, exit_code=code, stderr_tail=tail)
         elif fate.state in (
             JobState.OUT_OF_MEMORY,
             JobState.NODE_FAIL,
@@ -311,8 +323,9 @@ class RemoteRunsBackend(Backend):
                 exit_code=code,
                 stderr_tail=tail,
             )
-        elif code is None:
-            job.fail(JobState.FAILED, "its process was killed", stderr_tail=tail)
+        elif code is None:  # no exit status anywhere: say only what is known
+            why = fate.reason or "it ended without recording an exit status"
+            job.fail(JobState.FAILED, why, stderr_tail=tail)
         else:
             job.fail(
                 JobState.FAILED, f"exited {code} without a result", exit_code=code, stderr_tail=tail
@@ -340,6 +353,7 @@ class RemoteRunsBackend(Backend):
     async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
         by_run: dict[Run, set[int]] = {}
         for job in jobs:
+            job.mark_cancel_requested()  # clustrix's own cancel (also on aclose)
             where = self._where.get(job)
             if where is not None and where[0].submission.key in self._runs:
                 run, position = where
