@@ -29,12 +29,6 @@ from .conftest import FakeFactory, config_for, group_alive, overlap, until
 from .tasks import Boom, big, chatty, exit_hard, explode, kill_self, nap, report, square
 
 ENV = ("CX_FAKE", "CX_PRE", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
-LOST_EXIT_CODE = pytest.mark.xfail(
-    strict=True,
-    reason="while squeue still lists a finished job (MinJobAge, 300 s by default) the batch "
-    "backend settles it from squeue's state, which has no exit code, and never reads the "
-    "element's exit file: 'its process was killed' with exit_code None",
-)
 
 
 @pytest.fixture
@@ -142,7 +136,6 @@ async def test_jobs_that_die_fail_with_exit_code_and_message(
     assert slurm.calls("sacct")
 
 
-@LOST_EXIT_CODE
 async def test_exit_codes_of_jobs_still_listed_by_squeue(
     slurm: FakeScheduler, remote_root: Path
 ) -> None:
