@@ -15,7 +15,7 @@ import re
 import shlex
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -222,14 +222,3 @@ class LoginCounter:
                 else:
                     others += 1
         self.logins, self.others = mine, others
-
-
-@contextlib.contextmanager
-def chdir(path: Path) -> Iterator[None]:
-    """Temporarily change the working directory."""
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
