@@ -1,63 +1,56 @@
-"""A 1,000-task sweep on the local backend against ProcessPoolExecutor.map.
-
-    python benchmarks/local_sweep.py [--tasks 1000] [--rounds 5]
+"""A sweep on the local backend against `ProcessPoolExecutor.map`.
 
 Both run the same trivial function over the same inputs with one worker process per
-CPU, alternating round by round; the ratio (clustrix / pool) per round and its median
-are printed. Seconds are shown for context only: these machines are noisy.
+CPU, alternating round by round; the figure is clustrix's time over the pool's.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import concurrent.futures
 import os
-import statistics
 import time
 
 from clustrix import Client
 
-
-def work(x: int) -> int:
-    return x * x
+from ._lab import square
+from ._report import Figure
 
 
 def with_pool(tasks: int) -> float:
+    """Seconds for `ProcessPoolExecutor.map` (pool start included)."""
     started = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        results = list(pool.map(work, range(tasks)))
-    assert results == [x * x for x in range(tasks)]
+        results = list(pool.map(square, range(tasks)))
+    if results != [x * x for x in range(tasks)]:
+        raise RuntimeError("the pool returned wrong results")
     return time.perf_counter() - started
 
 
 async def with_clustrix(tasks: int) -> float:
+    """Seconds for a fresh local `Client` mapping the same function."""
     started = time.perf_counter()
     async with Client(cluster_type="local") as client:
-        results = await client.map(work, range(tasks), progress=False)
-    assert results == [x * x for x in range(tasks)]
+        results = await client.map(square, range(tasks), progress=False)
+    if results != [x * x for x in range(tasks)]:
+        raise RuntimeError("the local sweep returned wrong results")
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=5)
-    options = parser.parse_args()
-    ratios = []
-    for round_number in range(1, options.rounds + 1):
-        pool = with_pool(options.tasks)
-        ours = asyncio.run(with_clustrix(options.tasks))
-        ratios.append(ours / pool)
-        print(
-            f"round {round_number}: clustrix {ours:.3f} s, ProcessPoolExecutor {pool:.3f} s, "
-            f"ratio {ours / pool:.2f}"
-        )
-    print(
-        f"median ratio clustrix/ProcessPoolExecutor.map over {options.tasks} tasks: "
-        f"{statistics.median(ratios):.2f}"
-    )
-
-
-if __name__ == "__main__":
-    main()
+async def run(rounds: int, quick: bool) -> list[Figure]:
+    """One figure: the sweep against the pool, per round."""
+    tasks = 200 if quick else 1000
+    figure = Figure(f"local backend: {tasks}-task sweep", "s", floor_name="ProcessPoolExecutor.map")
+    try:
+        for number in range(1, rounds + 1):
+            pool = await asyncio.to_thread(with_pool, tasks)
+            figure.samples.append(await with_clustrix(tasks))
+            figure.floor.append(pool)
+            print(
+                f"  local sweep round {number}: clustrix {figure.samples[-1]:.2f} s, "
+                f"pool {pool:.2f} s",
+                flush=True,
+            )
+    except Exception as error:
+        figure.error = f"{type(error).__name__}: {error}"
+    return [figure]

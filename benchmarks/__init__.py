@@ -1,0 +1,1 @@
+"""clustrix benchmarks against their floors: run ``python -m benchmarks`` (see __main__)."""
