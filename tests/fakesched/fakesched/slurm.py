@@ -266,6 +266,12 @@ def squeue(argv: list[str]) -> int:
     ids = [i for i in (_field("--jobs", argv) or _field("-j", argv) or "").split(",") if i]
     name = _field("--name", argv)
     fmt = _field("--format", argv) or _field("-o", argv) or "%i %T"
+    long_format = _field("--Format", argv) or _field("-O", argv)
+    if long_format:  # "Name:suffix,..." as clustrix asks it: the suffix follows the value
+        fmt = "".join(
+            "%" + _LONG_FIELDS[name] + suffix
+            for name, _, suffix in (f.partition(":") for f in long_format.split(","))
+        )
     all_states = "--states=all" in argv or _field("-t", argv) == "all"
     keep = float(core.knobs().get("min_job_age", 300))
     rows = []
@@ -284,6 +290,7 @@ def squeue(argv: list[str]) -> int:
             "j": job["name"],
             "A": job["master"],
             "a": key if job["array"] else "N/A",
+            "X": _wait_status(entry) if entry["state"] in core.FINAL else "0",
         }
         line = fmt
         for letter, value in values.items():
@@ -300,6 +307,17 @@ def squeue(argv: list[str]) -> int:
     for row in rows:
         print(row)
     return 0
+
+
+# squeue --Format field names -> the letters above
+_LONG_FIELDS = {"JobArrayID": "i", "State": "T", "Reason": "r", "exit_code": "X", "Name": "j"}
+
+
+def _wait_status(entry: dict[str, Any]) -> str:
+    """The raw wait status squeue's exit_code field shows: code << 8, or the signal."""
+    if entry.get("signal"):
+        return str(int(entry["signal"]))
+    return str((int(entry.get("exit") or 0) & 0xFF) << 8)
 
 
 def _exit_code(entry: dict[str, Any]) -> str:
