@@ -124,6 +124,10 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
         "Largest pickled function plus arguments a submission may upload; larger is a "
         "`SerializationError` before anything is sent."
     ),
+    "auto_parallel": (
+        "With `parallel=None` (the default), run the `for` loops that `explain()` proves "
+        "independent across the job's cores when it has more than one; False: never."
+    ),
     "records_path": (
         "SQLite file where submissions are recorded on this machine; empty: "
         "`~/.clustrix/records.db`."
