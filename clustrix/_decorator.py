@@ -10,6 +10,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from ._client import Client
 from ._config import ClusterConfig
+from ._fanout import start_fanout
 from ._job import Job
 from ._loops import analyse, shipped_function
 from ._options import Options, validate_options
@@ -51,6 +52,17 @@ class RemoteFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Start the function on the cluster; never blocks. Returns its `Job`."""
         calls = [(args, dict(kwargs))]
+        if self._options.parallel == "sweep":
+            plan = analyse(self.__wrapped__).fanout(args, dict(kwargs))
+            if plan is not None:  # its loop goes out as an array sweep from here
+                fanned: Job[R] = run_in_caller_context(
+                    lambda client, how: start_fanout(
+                        client, self._options, plan, (args, dict(kwargs)), self._name, how
+                    ),
+                    self._options.config,
+                    self._name,
+                )
+                return fanned
         job = run_in_caller_context(
             lambda client, how: client._start(
                 self._shipped(client), self._options, calls, sweep=False, how=how

@@ -9,7 +9,6 @@ travels inside the pickled function (registered with cloudpickle by value).
 from __future__ import annotations
 
 import ast
-import builtins
 import contextlib
 import inspect
 import logging
@@ -23,7 +22,8 @@ import cloudpickle
 
 from .. import _parallel_loop
 from .facts import FunctionFacts, Rejected
-from .flow import SCOPES, loads
+from .fanout import FanOut, plan_fanout, sweep_eligible
+from .flow import SCOPES
 from .judge import Independent, judge
 from .report import ExplainReport, LoopReport, Mode
 from .rewrite import build
@@ -46,6 +46,7 @@ class Analysis:
         self.node: ast.FunctionDef | ast.AsyncFunctionDef | None = None
         self._built: dict[int | None, Callable[..., Any]] = {}
         self.unresolved: set[str] = set()
+        self._why_not_sweep: dict[tuple[int, int], str] = {}
         try:
             self.node = _parse(fn)
         except Rejected as exc:
@@ -82,7 +83,10 @@ class Analysis:
                     parallel_spans.append((loop, loop.lineno))
                 except Rejected as exc:
                     reason = str(exc)
-            sweep = found is not None and _sweep_eligible(loop, node, facts)
+            why = sweep_eligible(loop, node, facts) if found is not None else None
+            sweep = found is not None and why is None
+            if why is not None:
+                self._why_not_sweep[(loop.lineno, loop.col_offset)] = why
             self.loops.append((loop.lineno, loop.col_offset, found, reason, sweep))
 
     def stale(self) -> bool:
@@ -100,15 +104,37 @@ class Analysis:
                 loops.append(LoopReport(line, False, None, reason))
             elif not enabled:
                 loops.append(LoopReport(line, False, None, f"{off} (it would be: {reason})"))
-            elif parallel == "sweep" and sweep:
+            elif parallel == "sweep" and sweep and (line, _) == self._fanout_key():
                 text = (
-                    "across the job's cores (it qualifies for parallel='sweep', whose array "
-                    f"fan-out is not built yet): {reason}"
+                    "fanned out from the client as an array sweep (one task per iteration; "
+                    f"one more job replays their effects in order): {reason}"
                 )
+                loops.append(LoopReport(line, True, "sweep", text))
+            elif parallel == "sweep":
+                why = self._why_not_sweep.get((line, _), "another loop of it is fanned out")
+                text = f"across the job's cores (not as a sweep: {why}): {reason}"
                 loops.append(LoopReport(line, True, "cores", text))
             else:
                 loops.append(LoopReport(line, True, "cores", f"across the job's cores: {reason}"))
         return ExplainReport(self.name, tuple(loops), self.note)
+
+    def _fanout_key(self) -> tuple[int, int] | None:
+        """The loop ``parallel="sweep"`` fans out: the first one that qualifies."""
+        return next(((line, col) for line, col, _, _, sweep in self.loops if sweep), None)
+
+    def fanout(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FanOut | None:
+        """The fan-out of a call with ``parallel="sweep"``, or None if no loop qualifies.
+
+        The loop's iterable is evaluated here, on the client: it is built from the
+        call's arguments and builtins only (checked by the analysis), so it is the
+        same list the function would iterate over.
+        """
+        key = self._fanout_key()
+        if key is None or self.node is None or not isinstance(self.fn, types.FunctionType):
+            return None
+        found = next(f for line, col, f, _, _ in self.loops if (line, col) == key)
+        assert found is not None
+        return plan_fanout(self.fn, self.node, key, found, args, kwargs)
 
     def rewritten(self, cores: int | None) -> Callable[..., Any]:
         """The function to ship: independent loops go through the executor."""
@@ -225,19 +251,6 @@ def _op(site: Any) -> str:
     return prefix + symbols.get(type(site.node.op), "?")
 
 
-def _sweep_eligible(loop: ast.For | ast.AsyncFor, node: ast.AST, facts: FunctionFacts) -> bool:
-    """At the top of the function, over an iterable built from parameters only."""
-    if loop not in getattr(node, "body", []):
-        return False
-    names = {n.id for n in loads(loop.iter)}
-    rebound = facts.local_names - facts.params
-    return not names & rebound and all(
-        n in facts.params
-        or (hasattr(builtins, n) and getattr(builtins, n) is facts.resolve(ast.Name(n)))
-        for n in names
-    )
-
-
 _CACHE: weakref.WeakKeyDictionary[Callable[..., Any], Analysis] = weakref.WeakKeyDictionary()
 
 
@@ -280,4 +293,12 @@ def explain(fn: Any) -> ExplainReport:
     return analyse(target).report(parallel, config.auto_parallel)
 
 
-__all__ = ["Analysis", "ExplainReport", "LoopReport", "analyse", "explain", "shipped_function"]
+__all__ = [
+    "Analysis",
+    "ExplainReport",
+    "FanOut",
+    "LoopReport",
+    "analyse",
+    "explain",
+    "shipped_function",
+]

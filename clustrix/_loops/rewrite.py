@@ -211,8 +211,13 @@ def build(
     node: ast.FunctionDef | ast.AsyncFunctionDef,
     loops: dict[tuple[int, int], Independent],
     cores: int | None,
+    runner: Callable[..., Any] = _parallel_loop.run_loop,
 ) -> Callable[..., Any]:
-    """`fn` with `loops` running through the executor (same globals, closure, lines)."""
+    """`fn` with `loops` running through `runner` (same globals, closure, lines).
+
+    `runner` is the executor the loops call: `_parallel_loop.run_loop` (across the
+    job's cores), or a fan-out task's or last job's executor (``parallel="sweep"``).
+    """
     tree = copy.deepcopy(node)
     tree.decorator_list = []
     _strip_evaluated_parts(tree)
@@ -241,7 +246,7 @@ def build(
     )
     inner = inner.replace(co_consts=consts)
     cells = dict(zip(freevars, fn.__closure__ or (), strict=True))
-    cells[RUN_LOOP] = types.CellType(_parallel_loop.run_loop)
+    cells[RUN_LOOP] = types.CellType(runner)
     closure = tuple(cells[name] for name in inner.co_freevars)
     rewritten = types.FunctionType(inner, fn.__globals__, fn.__name__, fn.__defaults__, closure)
     rewritten.__kwdefaults__ = copy.copy(fn.__kwdefaults__)

@@ -104,3 +104,21 @@ async def test_the_seed_filesystem_example_runs_on_slurm(
     async with Client(config):
         results = await process_datasets(config)
     assert results == [("a.csv", "small"), ("b.csv", "small"), ("c.csv", "small")]
+
+
+async def test_parallel_sweep_fans_a_loop_out_as_a_slurm_array(
+    lab: dict[str, Any], remote_dir: str
+) -> None:
+    """Each iteration runs as its own array element; the result is the sequential one."""
+    from ..unit import sweep_loops
+
+    config = config_for("slurm", lab, remote_dir)
+    async with Client(config):
+        fanned = clustrix.cluster(parallel="sweep")(sweep_loops.collect_on_slurm)
+        seen, total = await fanned(5)
+    plain_total = sum(i * 0.1 for i in range(5))
+    assert [i for i, _ in seen] == list(range(5))
+    assert total == plain_total
+    elements = [element for _, element in seen]
+    assert all(element for element in elements)  # each ran as an array element...
+    assert len(set(elements)) == 5  # ...of its own
