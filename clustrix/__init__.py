@@ -102,3 +102,11 @@ __all__ = [
     "load_config",
     "reset_config",
 ]
+
+# Public names show as ``clustrix.X`` in reprs and tracebacks, as httpx does. Pickles
+# of them (a clustrix error raised inside a task) name ``clustrix.X`` too, which loads
+# wherever clustrix is importable.
+for _name in __all__:
+    if not _name.startswith("__"):
+        globals()[_name].__module__ = __name__
+del _name

@@ -9,8 +9,8 @@ import functools
 import importlib
 import secrets
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _payload, _selection
 from ._config import ClusterConfig, get_config
@@ -21,6 +21,7 @@ from ._payload import Call, serialize_call
 from ._progress import SweepProgress
 from ._selection import client_for_this_loop as client_for_this_loop
 from ._states import JobState
+from ._submit import MapArgs, shipped
 from ._sweep import Sweep, want_progress
 from ._tasks import TaskSet
 from ._units import parse_memory
@@ -29,6 +30,9 @@ from .backends import Backend, Submission, create_backend
 from .transport.base import Transport
 from .transport.local import LocalTransport
 from .transport.ssh import SSHTransport
+
+if TYPE_CHECKING:
+    from ._decorator import RemoteFunction
 
 R = TypeVar("R")
 _BACKEND_MODULES = {"local": "local", "ssh": "ssh", "kubernetes": "kubernetes"}
@@ -159,7 +163,7 @@ class Client:
         `fn` may be `@cluster`-decorated: its options apply, its own function is sent.
         Callable on the client's loop or from a thread without one (e.g. a worker thread).
         """
-        return ClientView(self, Options()).submit(fn, *args, **kwargs)
+        return self.start_call(fn, Options(), args, kwargs)
 
     def map(
         self,
@@ -188,23 +192,59 @@ class Client:
         """`submit`/`map` with `@cluster` options (cores, memory, time, ...)."""
         return ClientView(self, validate_options(options))
 
-    def _start(
+    def start_call(
         self,
-        fn: Callable[..., Any],
+        fn: RemoteFunction[..., R] | Callable[..., R],
+        options: Options,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        how: str = "the explicit client",
+    ) -> Job[R]:
+        """Start ``fn(*args, **kwargs)`` with `options`; returns its `Job` at once.
+
+        The entry point under `submit`, `ClientView.submit` and calling a `@cluster`
+        function (`how` says, for the log, how this client was chosen). `fn` may be
+        `@cluster`-decorated: `options` apply over its own. Configuration and
+        serialization errors raise here, before anything reaches the cluster.
+        """
+        jobs, _, _ = self._launch(fn, options, [(args, kwargs)], how=how, sweep=False)
+        return jobs[0]
+
+    def start_sweep(
+        self,
+        fn: RemoteFunction[..., R] | Callable[..., R],
+        options: Options,
+        args: MapArgs,
+        *,
+        how: str = "the explicit client",
+    ) -> Sweep[R]:
+        """Start `fn` over the calls of `args` as one sweep; returns its `Sweep` at once.
+
+        The entry point under every `map` (see `start_call`).
+        """
+        jobs, key, name = self._launch(
+            fn, args.apply(options), args.calls, how=how, chunksize=args.chunksize
+        )
+        bar = SweepProgress(name, jobs) if jobs and want_progress(args.progress) else None
+        return Sweep(
+            self, jobs, key=key, name=name, return_exceptions=args.return_exceptions, progress=bar
+        )
+
+    def _launch(
+        self,
+        fn: RemoteFunction[..., R] | Callable[..., R],
         options: Options,
         calls: Sequence[Call],
         *,
-        sweep: bool,
+        how: str,
         chunksize: int | None = None,
-        return_exceptions: bool = False,
-        progress: bool | None = None,
-        how: str = "the explicit client",
-    ) -> Job[Any] | Sweep[Any]:
+        sweep: bool = True,
+    ) -> tuple[list[Job[R]], str, str]:
         """Serialize, create the handles and start the submission in the background.
 
         Runs on the client's loop thread (called from a thread without a loop, it is run
-        there); raises configuration and serialization errors here, before anything
-        reaches the cluster.
+        there).
         """
         running = _selection._running_loop()
         if self._loop is not None and running is not self._loop:
@@ -213,28 +253,21 @@ class Client:
                     "a Client belongs to the event loop it was opened on; open another "
                     "Client on this loop (or call from a thread without a running loop)"
                 )
-            start = functools.partial(
-                self._start,
-                fn,
-                options,
-                calls,
-                sweep=sweep,
-                chunksize=chunksize,
-                return_exceptions=return_exceptions,
-                progress=progress,
-                how=how,
+            launch = functools.partial(
+                self._launch, fn, options, calls, how=how, chunksize=chunksize, sweep=sweep
             )
-            return _selection.call_on(self._loop, start, contextvars.copy_context())
+            return _selection.call_on(self._loop, launch, contextvars.copy_context())
         if self._state != "open":
             self._open()
+        function, options = shipped(fn, options, self.config)
         config = options.config or self.config
         resources = options.resolve(config)
         backend = self._backend_for(config)
-        payload = serialize_call(fn, calls, max_size=parse_memory(config.max_payload_size))
+        payload = serialize_call(function, calls, max_size=parse_memory(config.max_payload_size))
         key = "cx" + secrets.token_hex(6)
-        name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+        name = _name_of(function)
         _selection.log_destination(name, config, how)
-        jobs: list[Job[Any]] = [
+        jobs: list[Job[R]] = [
             Job(self, key=f"{key}.{i}" if sweep else key, name=name, index=i if sweep else None)
             for i in range(len(calls))
         ]
@@ -244,12 +277,7 @@ class Client:
         if calls:
             submission = Submission(key, name, payload, resources, config, jobs, chunksize)
             self._tasks.spawn(self._submit(backend, submission), name=f"submit-{key}")
-        if not sweep:
-            return jobs[0]
-        bar = SweepProgress(name, jobs) if jobs and want_progress(progress) else None
-        return Sweep(
-            self, jobs, key=key, name=name, return_exceptions=return_exceptions, progress=bar
-        )
+        return jobs, key, name
 
     def _backend_for(self, config: ClusterConfig) -> Backend:
         key = config.cache_key()
@@ -278,7 +306,12 @@ class Client:
                 job.reject(error)
 
     # -- used by Job and Sweep -----------------------------------------------------------
-    def _cancel_jobs(self, jobs: Sequence[Job[Any]]) -> Cancellation:
+    def spawn(self, coroutine: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run `coroutine` as a background task this client owns (ended when it closes)."""
+        self._tasks.spawn(coroutine, name=name)
+
+    def cancel_jobs(self, jobs: Sequence[Job[Any]]) -> Cancellation:
+        """Cancel `jobs` of this client (what `Job.cancel` and `Sweep.cancel` call)."""
         loop = self._loop
         if loop is None or self._state == "closed":
             raise UsageError("the Client of these jobs is closed")
@@ -302,9 +335,14 @@ class Client:
             return Cancellation(task)
         return Cancellation(asyncio.run_coroutine_threadsafe(cancel(), loop))
 
-    async def _read_output(self, job: Job[Any], stream: Literal["stdout", "stderr"]) -> str:
+    async def read_output(self, job: Job[Any], stream: Literal["stdout", "stderr"]) -> str:
+        """The output of `job` so far, on the client's loop (what `Job.stdout` calls)."""
         backend = job.backend
         return "" if backend is None else await backend.read_output(job, stream)
 
     def __repr__(self) -> str:
         return f"<Client {self.config.cluster_type} {self._state} jobs={len(self._jobs)}>"
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))

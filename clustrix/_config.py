@@ -300,14 +300,13 @@ def _origin(field: str) -> str:
     env = f"CLUSTRIX_{field.upper()}"
     if env in os.environ:
         return f"environment variable {env}"
-    for path in search_path():
-        if path.is_file():
-            try:
-                top, _ = read_config_file(path)
-            except ConfigError:
-                continue
-            if field in top:
-                return f"config file {path}"
+    for path in iter_config_files():
+        try:
+            top, _ = read_config_file(path)
+        except ConfigError:
+            continue
+        if field in top:
+            return f"config file {path}"
     return "config file or default"
 
 

@@ -12,11 +12,11 @@ from ._client import Client
 from ._config import ClusterConfig
 from ._fanout import start_fanout
 from ._job import Job
-from ._loops import analyse, shipped_function
+from ._loops import analyse
 from ._options import Options, validate_options
 from ._selection import run_in_caller_context
+from ._submit import MapArgs
 from ._sweep import Sweep
-from ._view import calls_from, check_chunksize
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,7 +51,6 @@ class RemoteFunction(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Start the function on the cluster; never blocks. Returns its `Job`."""
-        calls = [(args, dict(kwargs))]
         if self._options.parallel == "sweep":
             plan = analyse(self.__wrapped__).fanout(args, dict(kwargs))
             if plan is not None:  # its loop goes out as an array sweep from here
@@ -63,14 +62,11 @@ class RemoteFunction(Generic[P, R]):
                     self._name,
                 )
                 return fanned
-        job = run_in_caller_context(
-            lambda client, how: client._start(
-                self._shipped(client), self._options, calls, sweep=False, how=how
-            ),
-            self._options.config,
-            self._name,
-        )
-        return job  # type: ignore[return-value]
+
+        def start(client: Client, how: str) -> Job[R]:
+            return client.start_call(self, Options(), args, dict(kwargs), how=how)
+
+        return run_in_caller_context(start, self._options.config, self._name)
 
     def map(
         self,
@@ -87,34 +83,18 @@ class RemoteFunction(Generic[P, R]):
         `return_exceptions` failures are returned in the result list instead of
         raised; `progress` shows a progress bar (default: when on a terminal).
         """
-        options = self._options
-        if max_concurrent is not None:
-            options = options.merged({"max_concurrent": max_concurrent})
-        calls = calls_from(iterables)
-        size = check_chunksize(chunksize)
-
-        def start(client: Client, how: str) -> Any:
-            return client._start(
-                self._shipped(client),
-                options,
-                calls,
-                sweep=True,
-                chunksize=size,
-                return_exceptions=return_exceptions,
-                progress=progress,
-                how=how,
-            )
-
-        sweep: Sweep[R] = run_in_caller_context(start, options.config, self._name)
-        return sweep
-
-    def _shipped(self, client: Client) -> Callable[..., Any]:
-        """The function to pickle: with its independent loops parallelized if enabled."""
-        config = self._options.config or client.config
-        cores = self._options.cores or config.default_cores
-        return shipped_function(
-            self.__wrapped__, self._options.parallel, config.auto_parallel, cores
+        arguments = MapArgs.of(
+            iterables,
+            chunksize=chunksize,
+            max_concurrent=max_concurrent,
+            return_exceptions=return_exceptions,
+            progress=progress,
         )
+
+        def start(client: Client, how: str) -> Sweep[R]:
+            return client.start_sweep(self, Options(), arguments, how=how)
+
+        return run_in_caller_context(start, self._options.config, self._name)
 
     def options(self, **overrides: Any) -> RemoteFunction[P, R]:
         """A copy with some `@cluster` options changed, e.g. ``f.options(cores=8)(x)``."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._job import Job
 from ._options import Options
 from ._states import JobState
+from ._submit import MapArgs
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -32,8 +33,8 @@ def start_fanout(
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
         ((index, item), {}) for index, item in enumerate(plan.items)
     ]
-    sweep: Sweep[Any] = client._start(  # type: ignore[assignment]
-        plan.task, options, calls, sweep=True, return_exceptions=True, progress=False, how=how
+    sweep: Sweep[Any] = client.start_sweep(
+        plan.task, options, MapArgs(calls, return_exceptions=True, progress=False), how=how
     )
     job: Job[Any] = Job(client, key=f"{sweep.key}.fan", name=name)
     job.set_state(JobState.QUEUED, job_id=sweep.key)
@@ -43,7 +44,7 @@ def start_fanout(
         if done.cancel_requested:
             live = [j for j in [*sweep, *inner] if not j.done()]
             if live:
-                client._cancel_jobs(live)
+                client.cancel_jobs(live)
 
     job.add_done_callback(cancel_inner)
 
@@ -55,8 +56,8 @@ def start_fanout(
                 job.set_exception(failed[0])
                 return
             job.set_state(JobState.RUNNING, job_id=sweep.key)
-            last: Job[Any] = client._start(  # type: ignore[assignment]
-                plan.final(list(outcomes)), options, [(args, kwargs)], sweep=False, how=how
+            last: Job[Any] = client.start_call(
+                plan.final(list(outcomes)), options, args, kwargs, how=how
             )
             inner.append(last)
             value = await last
@@ -68,5 +69,5 @@ def start_fanout(
         except BaseException as error:  # the user's exception, or the last job's fate
             job.set_exception(error)
 
-    client._tasks.spawn(drive(), name=f"fanout-{sweep.key}")
+    client.spawn(drive(), name=f"fanout-{sweep.key}")
     return job

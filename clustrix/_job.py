@@ -136,7 +136,7 @@ class Job(Generic[R]):
 
     def cancel(self) -> Cancellation:
         """Start cancelling now; the returned awaitable completes once confirmed."""
-        return self._client._cancel_jobs([self])
+        return self._client.cancel_jobs([self])
 
     async def stdout(self) -> str:
         """The task's standard output so far (all of it once the job is done)."""
@@ -148,9 +148,9 @@ class Job(Generic[R]):
 
     async def _read_stream(self, stream: Literal["stdout", "stderr"]) -> str:
         if asyncio.get_running_loop() is not self._loop:
-            coro = self._client._read_output(self, stream)
+            coro = self._client.read_output(self, stream)
             return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
-        return await self._client._read_output(self, stream)
+        return await self._client.read_output(self, stream)
 
     def __repr__(self) -> str:
         where = f" job_id={self._job_id}" if self._job_id else ""

@@ -1,8 +1,15 @@
 """The synchronous edge: one event loop in a daemon thread serves plain scripts.
 
 Calling a `@cluster` function where no event loop runs (a plain script) submits on
-this loop; `job.result()` then blocks the caller, never the loop. At interpreter
-exit the loop's default client is closed, so no worker process or task outlives it.
+this loop; `job.result()` then blocks the caller, never the loop. The loop runs anyio's
+`BlockingPortal` (asyncio backend), started on first use. At interpreter exit the
+loop's default client is closed, so no worker process or task outlives it. A forked
+child (a parallel loop's worker) has no portal thread: it starts its own on first use.
+
+Not `anyio.from_thread.start_blocking_portal`: its context manager, once dropped in a
+forked child, is finalized there and waits forever for the parent's loop thread, and
+its exit joins that thread with no time limit (a stuck task would hang the exit). The
+thread here is ours; the portal in it is anyio's.
 """
 
 from __future__ import annotations
@@ -16,79 +23,86 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import anyio
+from anyio.from_thread import BlockingPortal
+
 T = TypeVar("T")
+_Started = tuple[BlockingPortal, asyncio.AbstractEventLoop]
+_EXIT_SECONDS = 30  # closing the clients at exit
+_STOP_SECONDS = 10  # then stopping the loop
 
 
 class Portal:
-    """An event loop running in its own daemon thread, started on first use."""
+    """anyio's blocking portal in a daemon thread, started on first use."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started: _Started | None = None
         self._thread: threading.Thread | None = None
         self.on_shutdown: Callable[[asyncio.AbstractEventLoop], Coroutine[Any, Any, None]] | None
         self.on_shutdown = None
 
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The portal's loop, started if needed."""
+    def _start(self) -> _Started:
         with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
+            if self._started is None:
+                ready: concurrent.futures.Future[_Started] = concurrent.futures.Future()
                 thread = threading.Thread(
-                    target=self._serve, args=(loop, ready), name="clustrix-portal", daemon=True
+                    target=_serve, args=(ready,), name="clustrix-portal", daemon=True
                 )
                 thread.start()
-                ready.wait()
-                self._loop, self._thread = loop, thread
+                self._started, self._thread = ready.result(), thread
                 atexit.register(self.shutdown)
-            return self._loop
+            return self._started
 
-    @staticmethod
-    def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set)
-        loop.run_forever()
-
-    def call(self, function: Callable[[], T]) -> T:
-        """Run `function()` on the portal's thread and return its value (or raise)."""
-        loop = self.loop()
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(function())
-            except BaseException as error:
-                future.set_exception(error)
-
-        loop.call_soon_threadsafe(run)
-        return future.result()
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The portal's asyncio loop, started if needed."""
+        return self._start()[1]
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run `coroutine` on the portal's loop and block until it is done."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop()).result(timeout)
+        portal = self._start()[0]
+        future: concurrent.futures.Future[T] = portal.start_task_soon(_await, coroutine)
+        return future.result(timeout)
 
     def _forget_after_fork(self) -> None:
         """In a forked child (a parallel loop's worker) the portal's thread is gone."""
         self._lock = threading.Lock()
-        self._loop = self._thread = None
+        self._started = self._thread = None
 
     def shutdown(self) -> None:
         """Close what runs on the loop, then stop it (called at interpreter exit)."""
         with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
+            started, thread = self._started, self._thread
+            self._started = self._thread = None
+        if started is None or thread is None:
             return
+        portal, loop = started
         if self.on_shutdown is not None:
             with contextlib.suppress(Exception):  # best effort at interpreter exit
-                asyncio.run_coroutine_threadsafe(self.on_shutdown(loop), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        if not thread.is_alive():
-            loop.close()
+                portal.start_task_soon(self.on_shutdown, loop).result(_EXIT_SECONDS)
+        with contextlib.suppress(RuntimeError):  # already stopped
+            portal.call(portal.stop, True)  # cancel what still runs in the portal
+        thread.join(_STOP_SECONDS)
+
+
+def _serve(ready: concurrent.futures.Future[_Started]) -> None:
+    async def main() -> None:
+        async with BlockingPortal() as portal:
+            ready.set_result((portal, asyncio.get_running_loop()))
+            await portal.sleep_until_stopped()
+
+    try:
+        anyio.run(main, backend="asyncio")
+    except BaseException as error:
+        if not ready.done():
+            ready.set_exception(error)
+        raise
+
+
+async def _await(coroutine: Coroutine[Any, Any, T]) -> T:
+    return await coroutine
 
 
 PORTAL = Portal()
-if hasattr(os, "register_at_fork"):  # the child starts its own loop on first use
+if hasattr(os, "register_at_fork"):  # the child starts its own portal on first use
     os.register_at_fork(after_in_child=PORTAL._forget_after_fork)

@@ -113,7 +113,7 @@ class Sweep(Generic[R]):
 
     def cancel(self) -> Cancellation:
         """Cancel every unfinished task; the awaitable completes once confirmed."""
-        return self._client._cancel_jobs([job for job in self._jobs if not job.done()])
+        return self._client.cancel_jobs([job for job in self._jobs if not job.done()])
 
     def __repr__(self) -> str:
         counts = " ".join(f"{state}={n}" for state, n in sorted(self.counts().items()))

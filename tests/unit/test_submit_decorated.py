@@ -19,7 +19,7 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from clustrix import Client, ClusterConfig, Job, cluster
+from clustrix import Client, ClusterConfig, ConfigError, Job, cluster
 from clustrix._units import parse_memory
 from clustrix.backends.base import Backend, Stream, Submission
 
@@ -151,3 +151,68 @@ async def test_decorating_a_decorated_function_keeps_one_wrapper(tmp_path: Path)
     async with Client(cluster_type="local") as client:
         submission = await submitted(client, lambda c: twice.options(cores=1)(7))
     assert run_without_clustrix(submission, tmp_path) == [49]
+
+
+@cluster(cores=2)
+def doubled(xs: list[int]) -> list[int]:
+    out = []
+    for x in xs:
+        out.append(2 * x)
+    return out
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["call", "RemoteFunction.map", "Client.submit", "Client.map", "ClientView.submit"],
+)
+async def test_every_entry_point_ships_the_loop_parallelized_function(entry: str) -> None:
+    starts: dict[str, Callable[[Client], object]] = {
+        "call": lambda c: doubled([1, 2]),
+        "RemoteFunction.map": lambda c: doubled.map([[1, 2]], progress=False),
+        "Client.submit": lambda c: c.submit(doubled, [1, 2]),
+        "Client.map": lambda c: c.map(doubled, [[1, 2]], progress=False),
+        "ClientView.submit": lambda c: c.options(memory="1GB").submit(doubled, [1, 2]),
+    }
+    async with Client(cluster_type="local") as client:
+        submission = await submitted(client, starts[entry])
+    shipped = cloudpickle.loads(submission.payload.function)
+    plain = doubled.__wrapped__
+    assert shipped.__qualname__ == "doubled"
+    assert shipped.__code__.co_code != plain.__code__.co_code  # the loop was rewritten
+    assert submission.resources.cores == 2
+
+
+async def test_the_views_parallel_false_sends_the_function_as_it_is() -> None:
+    async with Client(cluster_type="local") as client:
+        view = client.options(parallel=False)
+        submission = await submitted(client, lambda c: view.submit(doubled, [1, 2]))
+    shipped = cloudpickle.loads(submission.payload.function)
+    assert shipped.__code__.co_code == doubled.__wrapped__.__code__.co_code
+
+
+@pytest.mark.parametrize("entry", ["RemoteFunction.map", "Client.map", "ClientView.map"])
+async def test_every_map_checks_its_arguments_before_submitting(entry: str) -> None:
+    recorder = Recorder()
+    async with Client(cluster_type="local") as client:
+        client._backend_for = lambda config: recorder  # type: ignore[method-assign]
+        maps: dict[str, Callable[..., object]] = {
+            "RemoteFunction.map": square.map,
+            "Client.map": lambda *a, **k: client.map(square, *a, **k),
+            "ClientView.map": lambda *a, **k: client.options(cores=1).map(square, *a, **k),
+        }
+        start = maps[entry]
+        with pytest.raises(TypeError, match="at least one iterable"):
+            start()
+        with pytest.raises(TypeError, match="chunksize=0 must be a positive integer"):
+            start([1], chunksize=0)
+        with pytest.raises(ConfigError, match="max_concurrent"):
+            start([1], max_concurrent=0)
+        assert recorder.submissions == []  # nothing was submitted by the bad calls
+        sweep = start([1, 2], max_concurrent=1, chunksize=2, progress=False)
+        for _ in range(1000):
+            if recorder.submissions:
+                break
+            await asyncio.sleep(0.001)
+        assert len(recorder.submissions) == 1 and len(sweep) == 2  # type: ignore[arg-type]
+        assert recorder.submissions[0].resources.max_concurrent == 1
+        assert recorder.submissions[0].chunksize == 2

@@ -1,22 +1,20 @@
-"""The scheduler argv against the real lab schedulers (needs tests/lab/up.sh; marker ``lab``).
+"""The scheduler argv against the real lab schedulers (the ``lab`` fixture; marker ``lab``).
 
 Each test renders a real job script, submits it with ``submit_argv``, follows it with
 ``status_argv``/``accounting_argv``, cancels one element with ``cancel_argv`` and finds
 the job again with ``lookup_argv``, all over ssh as the lab user. The runner is a
 stand-in that exits with a per-element status (element 1 exits 3, the last sleeps
-until it is cancelled). Skipped when the lab is not up.
+until it is cancelled). Skipped when the lab is not up (a failure in CI).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shlex
 import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +32,6 @@ from clustrix.schedulers import (
 
 pytestmark = pytest.mark.lab
 
-LAB = Path("/var/lib/clustrix-lab/lab.json")
 # Like the real runner: records exit 0 itself (the job script records other statuses).
 RUNNER = """import os, sys, time
 element = int(sys.argv[4])
@@ -48,32 +45,15 @@ with open(os.path.join(sys.argv[2], "elements", "%d.exit" % element), "w") as f:
 """
 
 
-def _unavailable(message: str) -> None:
-    """In CI a lab test that cannot run is a failure, never a skip."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"lab not available in CI: {message}")
-    pytest.skip(message)
-
-
-def _lab() -> dict[str, object]:
-    try:
-        lab: dict[str, object] = json.loads(LAB.read_text())
-        Path(str(lab["key_file"])).read_bytes()
-    except (OSError, ValueError, KeyError):
-        _unavailable("the test lab is not up (tests/lab/up.sh)")
-    return lab
-
-
 class Remote:
-    def __init__(self, lab: dict[str, object], port: int) -> None:
+    def __init__(self, lab: dict[str, Any], port: int) -> None:
         options = ["IdentitiesOnly=yes", "BatchMode=yes", "StrictHostKeyChecking=yes",
                    f"UserKnownHostsFile={lab['known_hosts']}"]  # fmt: skip
         self.base = ["ssh", "-p", str(port), "-i", str(lab["key_file"])]
         self.base += [arg for option in options for arg in ("-o", option)]
         self.base.append(f"{lab['user']}@{lab['host']}")
         probe = self.run(["true"])
-        if probe.returncode != 0:
-            _unavailable(f"lab ssh on port {port} fails: {probe.stderr.strip()}")
+        assert probe.returncode == 0, f"lab ssh on port {port} fails: {probe.stderr.strip()}"
 
     def run(self, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -102,11 +82,13 @@ def status(remote: Remote, sched: Scheduler, ids: list[str]) -> dict[str, TaskSt
     return sched.parse_status(done.stdout)
 
 
-def submit(remote: Remote, sched: Scheduler, res: BatchResources, last: int) -> tuple[str, str]:
-    home = f"/home/{_lab()['user']}/.clustrix-sched-tests/{res.job_name}"
+def submit(
+    lab: dict[str, Any], remote: Remote, sched: Scheduler, res: BatchResources, last: int
+) -> tuple[str, str]:
+    home = f"/home/{lab['user']}/.clustrix-sched-tests/{res.job_name}"
     ctx = ScriptContext(
         run_dir=f"{home}/run",
-        python=str(_lab().get("remote_python", "python3")),
+        python=str(lab.get("remote_python", "python3")),
         runner=f"{home}/runner.py",
         environment_variables={"CLX_LAST": str(last)},
     )
@@ -131,14 +113,13 @@ def name() -> str:
 
 
 @pytest.mark.parametrize("scheduler", ["slurm", "sge"])
-def test_array_lifecycle(scheduler: str) -> None:
-    lab = _lab()
-    remote = Remote(lab, int(lab["ports"][scheduler]))  # type: ignore[index]
+def test_array_lifecycle(lab: dict[str, Any], scheduler: str) -> None:
+    remote = Remote(lab, int(lab["ports"][scheduler]))
     sched = get_scheduler(scheduler)
     home = f"/home/{lab['user']}/.clustrix-sched-tests"
     job = name()
     res = BatchResources(job, f"{home}/{job}/logs", array=ArraySpec(3, 2))
-    master, run_dir = submit(remote, sched, res, last=2)
+    master, run_dir = submit(lab, remote, sched, res, last=2)
     ids = [sched.element_job_id(master, e, res) for e in range(3)]
     assert sched.parse_lookup(remote.run(sched.lookup_argv(job)).stdout) == [master]
 
@@ -173,16 +154,15 @@ def test_array_lifecycle(scheduler: str) -> None:
     remote.run(["rm", "-rf", f"{home}/{job}"])
 
 
-def test_pbs_wrappers_lifecycle() -> None:
-    lab = _lab()
-    remote = Remote(lab, int(lab["ports"]["pbs"]))  # type: ignore[index]
+def test_pbs_wrappers_lifecycle(lab: dict[str, Any]) -> None:
+    remote = Remote(lab, int(lab["ports"]["pbs"]))
     assert pbs.parse_probe(remote.run(pbs.probe_argv()).stdout) == "slurm-wrappers"
     sched = get_scheduler("pbs", "torque")
     home = f"/home/{lab['user']}/.clustrix-sched-tests"
     job = name()
     res = BatchResources(job, f"{home}/{job}/logs", cores=2, memory=256 * 1024**2, time=600)
     # two single jobs: element 0 (exits 0) and, with element_offset 2, element 2 (sleeps)
-    first, run_dir = submit(remote, sched, res, last=2)
+    first, run_dir = submit(lab, remote, sched, res, last=2)
     second_res = BatchResources(f"{job}b", res.log_dir, cores=1)
     script_ctx_offset = ScriptContext(
         run_dir=run_dir, python=str(lab.get("remote_python", "python3")),
