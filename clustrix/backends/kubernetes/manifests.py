@@ -30,7 +30,7 @@ import cloudpickle
 
 from ..._config import ClusterConfig
 from ..._exceptions import ConfigError, SerializationError
-from ..._options import Resources
+from ..._options import Inherit, Resources
 from ..._payload import Payload
 from ...oncluster import k8s_entry
 from ...oncluster import runner as _runner
@@ -164,9 +164,9 @@ def _resources(resources: Resources) -> dict[str, dict[str, str]]:
 
 def check_supported(resources: Resources, config: ClusterConfig) -> None:
     """Refuse options that mean nothing on Kubernetes, before anything is created."""
-    if resources.environment != "inherit":
+    if not isinstance(resources.environment, Inherit):
         raise ConfigError(
-            f"environment={resources.environment!r} is not supported on Kubernetes: the "
+            f"environment={str(resources.environment)!r} is not supported on Kubernetes: the "
             "pod runs the image's Python; build an image with what the function needs "
             "and set k8s_image"
         )
