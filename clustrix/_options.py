@@ -34,6 +34,62 @@ _ENVIRONMENT = re.compile(r"^(inherit|replicate|conda:.+|venv:.+|[/~].*|[A-Za-z0
 
 
 @dataclass(frozen=True)
+class Inherit:
+    """``environment="inherit"``: run `python_executable` as it is."""
+
+    def __str__(self) -> str:
+        return "inherit"
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """``environment="replicate"``: a venv rebuilt from the local distributions."""
+
+    def __str__(self) -> str:
+        return "replicate"
+
+
+@dataclass(frozen=True)
+class Conda:
+    """``environment="conda:<name>"`` (or a bare name): activate that conda environment."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"conda:{self.name}"
+
+
+@dataclass(frozen=True)
+class Venv:
+    """``environment="venv:<path>"`` (or a bare path): the user's own venv on the
+    cluster; ``path`` as given (``~`` is the remote home)."""
+
+    path: str
+
+    def __str__(self) -> str:
+        return f"venv:{self.path}"
+
+
+#: Where a task's Python comes from; parsed once from the `environment` text.
+Environment = Inherit | Replicate | Conda | Venv
+
+
+def parse_environment(value: object) -> Environment:
+    """The typed choice for an `environment` value (ConfigError if not understood)."""
+    if not isinstance(value, str) or not _ENVIRONMENT.match(value):
+        raise ConfigError(
+            f"environment={value!r} is not understood; use 'inherit', 'replicate', "
+            "'conda:<name>' (or a bare conda environment name), 'venv:<path>' (or a bare "
+            "absolute path to a venv)"
+        )
+    if value in ("inherit", "replicate"):
+        return Inherit() if value == "inherit" else Replicate()
+    if value.startswith(("venv:", "/", "~")):
+        return Venv(value.removeprefix("venv:"))
+    return Conda(value.removeprefix("conda:"))  # a bare name: conda (the seed's meaning)
+
+
+@dataclass(frozen=True)
 class Options:
     """The validated options of a `RemoteFunction` (None = take the config's default)."""
 
@@ -44,7 +100,7 @@ class Options:
     partition: str | None = None
     account: str | None = None
     nodes: int | None = None
-    environment: str | None = None
+    environment: Environment | None = None
     parallel: bool | Literal["cores", "sweep"] | None = None  # None: config.auto_parallel
     config: ClusterConfig | None = None
     extra: Mapping[str, ExtraValue] = field(default_factory=dict)
@@ -74,9 +130,9 @@ class Options:
         time = self.time
         if time is None and config.default_time:
             time = parse_time(config.default_time)
-        environment = self.environment or config.environment
-        if environment == "inherit" and config.conda_env_name:
-            environment = f"conda:{config.conda_env_name}"
+        environment = self.environment or parse_environment(config.environment)
+        if environment == Inherit() and config.conda_env_name:
+            environment = Conda(config.conda_env_name)
         return Resources(
             cores=self.cores or config.default_cores,
             memory=memory,
@@ -102,7 +158,7 @@ class Resources:
     partition: str | None = None
     account: str | None = None
     nodes: int | None = None
-    environment: str = "inherit"
+    environment: Environment = Inherit()
     extra: Mapping[str, ExtraValue] = field(default_factory=dict)
     max_concurrent: int | None = None
 
@@ -169,16 +225,6 @@ def _time(value: Any) -> int:
     return parse_time(value)
 
 
-def _environment(value: Any) -> str:
-    if not isinstance(value, str) or not _ENVIRONMENT.match(value):
-        raise ConfigError(
-            f"environment={value!r} is not understood; use 'inherit', 'replicate', "
-            "'conda:<name>' (or a bare conda environment name), 'venv:<path>' (or a bare "
-            "absolute path to a venv)"
-        )
-    return value
-
-
 def _parallel(value: Any) -> bool | str:
     if isinstance(value, bool):
         return value
@@ -212,7 +258,7 @@ _CHECKS: dict[str, Any] = {
     "partition": lambda v: _name("partition", v),
     "account": lambda v: _name("account", v),
     "nodes": _positive("nodes"),
-    "environment": _environment,
+    "environment": parse_environment,
     "parallel": _parallel,
     "config": _config,
     "extra": _extra,

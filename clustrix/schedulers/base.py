@@ -1,9 +1,9 @@
 """What every batch scheduler module provides, and the value objects they share.
 
-A scheduler module is *pure*: it builds argument vectors and parses the text the
-scheduler prints, and never runs anything itself. One generic batch backend does all
-I/O (staging, SSH, polling) against the :class:`Scheduler` protocol below, so a new
-scheduler is one small module plus one template.
+A scheduler is *pure*: it builds argument vectors and parses the text the scheduler
+prints, and never runs anything itself. One generic batch backend does all I/O
+(staging, SSH, polling) against the :class:`Scheduler` class below, so a new
+scheduler is one small class plus one template.
 
 Conventions every module follows:
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from .._exceptions import ConfigError
 from .._states import JobState
@@ -79,8 +79,6 @@ class BatchResources:
     extra: Mapping[str, str | int | bool | None] = field(default_factory=dict)
     array: ArraySpec | None = None
     hold: bool = False
-    sge_pe: str = "smp"
-    pbs_dialect: PbsDialect = "torque"
 
 
 @dataclass(frozen=True)
@@ -99,70 +97,6 @@ class TaskStatus:
     exit_code: int | None = None
     raw: str = ""
     outcome_unknown: bool = False
-
-
-class Scheduler(Protocol):
-    """The pure knowledge of one batch scheduler (a module, or a PBS dialect object)."""
-
-    @property
-    def NAME(self) -> str:
-        """Lowercase backend key: ``"slurm"``, ``"pbs"``, ``"sge"``."""
-
-    @property
-    def TEMPLATE(self) -> str:
-        """File name of the job-script template under ``clustrix/templates``."""
-
-    @property
-    def DIRECTIVE_PREFIX(self) -> str:
-        """``#SBATCH``, ``#PBS`` or ``#$``."""
-
-    @property
-    def STATE_MAP(self) -> Mapping[str, JobState]:
-        """Every state code the scheduler documents, mapped to a :class:`JobState`."""
-
-    @property
-    def element_index_expr(self) -> str:
-        """Shell expression for the 0-based element index inside the job script."""
-
-    def directives(self, res: BatchResources) -> list[str]:
-        """The directive lines of the job script; ConfigError for impossible values."""
-
-    def submit_argv(self, script_path: str, res: BatchResources) -> list[str]:
-        """The command that submits the script; it carries ``res.log_dir`` (as an
-        argument, or as the directory it submits from), never a directive line."""
-
-    def parse_submit(self, stdout: str) -> str:
-        """The master job id from the submit command's output."""
-
-    def element_job_id(self, master_id: str, element: int, res: BatchResources) -> str:
-        """Native id of array element ``element`` (0-based); the master id if no array."""
-
-    def log_paths(self, res: BatchResources, master_id: str, element: int) -> tuple[str, str]:
-        """The scheduler's own stdout and stderr file of one element."""
-
-    def status_argv(self, job_ids: Sequence[str]) -> list[str]:
-        """One command asking about all these jobs (master or element ids) at once."""
-
-    def parse_status(self, stdout: str) -> dict[str, TaskStatus]:
-        """Status per element id, pending ranges expanded."""
-
-    def status_error_is_benign(self, returncode: int, stderr: str) -> bool:
-        """True if a failed status command only means some ids are gone (parse stdout)."""
-
-    def accounting_argv(self, job_ids: Sequence[str]) -> list[str] | None:
-        """The command for jobs that left the queue, or None if there is none."""
-
-    def parse_accounting(self, stdout: str) -> dict[str, TaskStatus]:
-        """Final status per element id from the accounting command."""
-
-    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
-        """The command cancelling exactly these jobs or elements."""
-
-    def lookup_argv(self, job_name: str) -> list[str]:
-        """A command listing the jobs that carry this job name."""
-
-    def parse_lookup(self, stdout: str) -> list[str]:
-        """Master ids found by ``lookup_argv``, sorted, without duplicates."""
 
 
 # --- helpers shared by the scheduler modules -------------------------------------
@@ -246,6 +180,31 @@ def extra_options(extra: Mapping[str, str | int | bool | None]) -> list[tuple[st
         else:
             options.append((name, directive_value(f"extra option {name!r}", value)))
     return options
+
+
+def clock(what: str, seconds: int | None, *, pad_hours: bool = True) -> str | None:
+    """``HH:MM:SS`` (``H:MM:SS`` without ``pad_hours``) of a positive time, or None."""
+    if positive(what, seconds) is None:
+        return None
+    hours, rest = divmod(seconds or 0, 3600)
+    return (
+        f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+        if pad_hours
+        else (f"{hours}:{rest // 60:02d}:{rest % 60:02d}")
+    )
+
+
+def queue_and_account(res: BatchResources) -> list[str]:
+    """``-q QUEUE`` and ``-A ACCOUNT`` (PBS and Grid Engine spell them alike)."""
+    lines = [] if res.queue is None else [f"-q {directive_value('queue', res.queue)}"]
+    if res.account is not None:
+        lines.append(f"-A {directive_value('account', res.account)}")
+    return lines
+
+
+def dash_options(res: BatchResources) -> list[str]:
+    """``extra`` as ``-KEY VALUE`` (or ``-KEY``) lines, validated."""
+    return [f"-{key}" if v is None else f"-{key} {v}" for key, v in extra_options(res.extra)]
 
 
 def positive(what: str, value: int | None) -> int | None:

@@ -1,4 +1,5 @@
-"""Reading PBS ``qstat -f`` output: the state table and the exit-status rules.
+"""Reading PBS output: the state table, the exit-status rules, the flavour probe and
+the jobs-by-name listing of Slurm's Torque wrappers.
 
 Two formats reach :func:`parse_qstat`: PBS Pro's JSON (``qstat -f -F json``, with
 ``Exit_status``) and the ``Job Id: ...`` / ``key = value`` text of Torque (with
@@ -10,9 +11,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from typing import Literal
 
 from .._states import JobState
-from .base import TaskStatus
+from .base import PbsDialect, TaskStatus
+
+PbsFlavour = Literal["pro", "torque", "slurm-wrappers"]
+#: Which dialect each flavour speaks, and whether one array element can be addressed.
+FLAVOUR_DIALECT: dict[PbsFlavour, PbsDialect] = {
+    "pro": "pro",
+    "torque": "torque",
+    "slurm-wrappers": "torque",
+}
+FLAVOUR_ARRAYS: dict[PbsFlavour, bool] = {"pro": True, "torque": True, "slurm-wrappers": False}
 
 #: Every job state of PBS Pro (pbs_job_attributes(7B), qstat(1B)) and Torque (``C``).
 STATE_MAP: dict[str, JobState] = {
@@ -133,3 +144,63 @@ def _from_exit_status(
         return TaskStatus(JobState.CANCELLED, f"killed by signal {signal}", 128 + signal, raw)
     reason = f"killed by signal {status - 128}" if status > 128 else comment
     return TaskStatus(JobState.FAILED, reason=reason, exit_code=status, raw=raw)
+
+
+def probe_argv() -> list[str]:
+    """``qstat --version``, whose answer tells PBS Pro, Torque and the wrappers apart."""
+    return ["sh", "-c", "qstat --version 2>&1; exit 0"]
+
+
+def parse_probe(output: str) -> PbsFlavour:
+    """``pbs_version = 2022.1`` -> pro; ``Version: 6.1.3`` -> torque; the perl
+    wrappers' ``Unknown option: version`` -> slurm-wrappers."""
+    text = output.lower()
+    if "pbs_version" in text:
+        return "pro"
+    if "unknown option" in text:
+        return "slurm-wrappers"
+    if re.search(r"^\s*version:?\s*\d", text, re.MULTILINE):
+        return "torque"
+    raise ValueError(f"qstat --version answered something unknown: {output.strip()[:200]!r}")
+
+
+def jobs_by_name_argv() -> list[str]:
+    """Every job ``qstat -f`` knows, as ``ID NAME STATE HOST`` lines (one command for all).
+
+    For Slurm's Torque wrappers, whose array elements run under unpredictable ids:
+    the job name (clustrix's key) is what ties them to their submission. HOST is
+    ``ran`` if the job had an ``exec_host``, else ``-``: the wrappers print no
+    ``exec_host`` for a job deleted before it was given a node.
+    """
+    script = (
+        "qstat -f 2>/dev/null | awk '"
+        'function out() { if (id != "") print id, name, state, (host == "" ? "-" : "ran") } '
+        '/^Job Id:/ {out(); id = $3; name = ""; state = ""; host = ""} '
+        '$1 == "Job_Name" {name = $3} $1 == "job_state" {state = $3} '
+        '$1 == "exec_host" {host = $3} '
+        "END {out()}'; exit 0"
+    )
+    return ["sh", "-c", script]
+
+
+def parse_jobs_by_name(stdout: str) -> dict[str, list[JobState]]:
+    """States of the jobs carrying each name (unknown letters count as QUEUED)."""
+    found: dict[str, list[JobState]] = {}
+    for fields in _by_name_lines(stdout):
+        found.setdefault(fields[1], []).append(STATE_MAP.get(fields[2], JobState.QUEUED))
+    return found
+
+
+def parse_unstarted_by_name(stdout: str) -> set[str]:
+    """Names with a job that ended without ever being given a node (deleted while
+    it was waiting: ``qdel`` of a queued job, or of an array with queued elements)."""
+    return {
+        fields[1]
+        for fields in _by_name_lines(stdout)
+        if len(fields) == 4 and fields[2] == "C" and fields[3] == "-"
+    }
+
+
+def _by_name_lines(stdout: str) -> list[list[str]]:
+    lines = [line.split() for line in stdout.splitlines()]
+    return [fields for fields in lines if len(fields) in (3, 4)]

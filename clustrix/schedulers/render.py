@@ -22,12 +22,12 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 
 from .._exceptions import ConfigError
-from .base import BatchResources, Scheduler
+from .base import BatchResources
 
 #: Exit status the script records when the environment could not be set up
 #: (module load, conda/venv activation failed) and the runner never started.
@@ -35,6 +35,21 @@ SETUP_FAILURE_EXIT_CODE = 97
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SETTINGS = ("module_loads", "environment_variables", "pre_execution_commands")
+
+
+class ScriptKind(Protocol):
+    """What a job script's template needs of its scheduler: every
+    :class:`~clustrix.schedulers.scheduler.Scheduler`, and the ``ssh`` backend's
+    detached processes (no directives, the element index as the first argument)."""
+
+    @property
+    def NAME(self) -> str: ...
+    @property
+    def TEMPLATE(self) -> str: ...
+    @property
+    def element_index_expr(self) -> str: ...
+    def directives(self, res: BatchResources) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -105,11 +120,26 @@ def _line(what: str, value: object) -> _Shell:
     return _Shell(text)
 
 
-def context(scheduler: Scheduler, res: BatchResources, ctx: ScriptContext) -> dict[str, Any]:
+def context(scheduler: ScriptKind, res: BatchResources, ctx: ScriptContext) -> dict[str, Any]:
     """The validated template context (exposed for tests and for the backend's logs)."""
     offset = ctx.element_offset
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ConfigError(f"element_offset must be a non-negative integer, got {offset!r}")
+    return {
+        "scheduler": scheduler.NAME,
+        "job_name": res.job_name,
+        "directives": [_line("directive", line) for line in scheduler.directives(res)],
+        "run_dir": _text("run_dir", ctx.run_dir, absolute=True),
+        "python": _text("python", ctx.python),
+        "runner": _text("runner", ctx.runner, absolute=True),
+        "element_index_expr": _line("element_index_expr", scheduler.element_index_expr),
+        "element_offset": offset,
+        **_environment_context(ctx),
+    }
+
+
+def _environment_context(ctx: ScriptContext) -> dict[str, Any]:
+    """The context of ``environment.sh.j2``: the user's environment settings."""
     variables = []
     for name, value in ctx.environment_variables.items():
         if not isinstance(name, str) or not _IDENTIFIER.match(name):
@@ -122,14 +152,6 @@ def context(scheduler: Scheduler, res: BatchResources, ctx: ScriptContext) -> di
         )
     venv = None if ctx.venv is None else _text("venv", ctx.venv).rstrip("/") + "/bin/activate"
     return {
-        "scheduler": scheduler.NAME,
-        "job_name": res.job_name,
-        "directives": [_line("directive", line) for line in scheduler.directives(res)],
-        "run_dir": _text("run_dir", ctx.run_dir, absolute=True),
-        "python": _text("python", ctx.python),
-        "runner": _text("runner", ctx.runner, absolute=True),
-        "element_index_expr": _line("element_index_expr", scheduler.element_index_expr),
-        "element_offset": offset,
         "module_loads": [_text("module name", name) for name in ctx.module_loads],
         "conda_env": None if ctx.conda_env is None else _text("conda_env", ctx.conda_env),
         "venv_activate": venv,
@@ -142,7 +164,17 @@ def context(scheduler: Scheduler, res: BatchResources, ctx: ScriptContext) -> di
     }
 
 
-def render_script(scheduler: Scheduler, res: BatchResources, ctx: ScriptContext) -> str:
+def render_script(scheduler: ScriptKind, res: BatchResources, ctx: ScriptContext) -> str:
     """The complete job script for one submission (ConfigError for impossible values)."""
     template = _environment().get_template(scheduler.TEMPLATE)
     return template.render(context(scheduler, res, ctx))
+
+
+def render_setup(ctx: ScriptContext) -> str:
+    """A ``bash -c`` script running its arguments in the environment job scripts set
+    up from `ctx` (modules, conda, venv, variables, pre_execution_commands), or ""
+    if there is nothing to set up. `ctx`'s run directory and runner are not used."""
+    values = _environment_context(ctx)
+    if not any(values[key] for key in _SETTINGS) and ctx.conda_env is None and ctx.venv is None:
+        return ""
+    return _environment().get_template("setup.sh.j2").render(values)

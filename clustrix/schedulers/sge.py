@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 from .._exceptions import ConfigError, SubmissionError
 from .._states import JobState
@@ -39,22 +41,16 @@ from .base import (
     TaskStatus,
     check_job_name,
     check_log_dir,
+    clock,
+    dash_options,
     directive_value,
     expand_indices,
-    extra_options,
     positive,
+    queue_and_account,
     unique_sorted_ids,
 )
+from .scheduler import Scheduler
 from .sge_qacct import parse_qacct, record_status
-
-NAME = "sge"
-TEMPLATE = "sge.sh.j2"
-DIRECTIVE_PREFIX = "#$"
-#: SGE_TASK_ID is 1-based, and the word "undefined" outside arrays.
-element_index_expr = (
-    '$(case "${SGE_TASK_ID:-undefined}" in (undefined) echo 0 ;; '
-    '(*) echo "$((SGE_TASK_ID - 1))" ;; esac)'
-)
 
 #: Every job state of sge_status(5) (Grid Engine 8.1.9) as qstat prints it.
 STATE_MAP: dict[str, JobState] = {
@@ -105,45 +101,153 @@ _REASONS = {
     "T": "suspend threshold",
     "d": "being deleted",
 }
+#: qsub's words for a qmaster it could not hear back from (commlib / gdi errors).
+_TRANSIENT = (
+    "failed receiving gdi request response",
+    "unable to contact qmaster",
+    "got send timeout",
+    "got syncron message receive timeout",
+)
 _MEMORY_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
 
 
-def directives(res: BatchResources) -> list[str]:
-    """``#$`` lines: name, shell, logs, PE slots, h_vmem per slot, h_rt, array, extra."""
-    name = check_job_name(res.job_name)
-    _log_dir(res)  # the -o/-e names are relative to it: qsub -wd LOG_DIR (submit_argv)
-    stem = f"{name}.$JOB_ID" + (".$TASK_ID" if res.array is not None else "")
-    lines = [f"-N {name}", "-S /bin/bash", f"-o {stem}.out", f"-e {stem}.err"]
-    cores = positive("cores", res.cores) or 1
-    if positive("nodes", res.nodes) not in (None, 1):
-        raise ConfigError("Grid Engine runs a clustrix task on one host: nodes must be 1")
-    if res.gpus:
-        raise ConfigError(
-            "Grid Engine has no standard GPU request; pass your site's resource through "
-            "extra, e.g. extra={'l': 'gpu=1'}"
-        )
-    pe = directive_value("sge_pe", res.sge_pe)
-    if cores > 1:
-        lines.append(f"-pe {pe} {cores}")
-    if positive("memory", res.memory) is not None:
-        lines.append(f"-l h_vmem={_memory(-(-(res.memory or 0) // cores))}")
-    if positive("time", res.time) is not None:
-        hours, rest = divmod(res.time or 0, 3600)
-        lines.append(f"-l h_rt={hours}:{rest // 60:02d}:{rest % 60:02d}")
-    if res.queue is not None:
-        lines.append(f"-q {directive_value('queue', res.queue)}")
-    if res.account is not None:
-        lines.append(f"-A {directive_value('account', res.account)}")
-    if res.array is not None:
-        lines.append(f"-t 1-{res.array.count}")
-        if res.array.throttle is not None:
-            lines.append(f"-tc {res.array.throttle}")
-    if res.hold:
-        lines.append("-h")
-    lines += [
-        f"-{key}" if value is None else f"-{key} {value}" for key, value in extra_options(res.extra)
-    ]
-    return [f"{DIRECTIVE_PREFIX} {line}" for line in lines]
+@dataclass(frozen=True)
+class GridEngine(Scheduler):
+    """The :class:`~clustrix.schedulers.base.Scheduler` of Grid Engine; ``pe`` is the
+    parallel environment a task of several cores asks for (``-pe PE CORES``)."""
+
+    pe: str = "smp"
+    NAME: ClassVar[str] = "sge"
+    TEMPLATE: ClassVar[str] = "sge.sh.j2"
+    DIRECTIVE_PREFIX: ClassVar[str] = "#$"
+    STATE_MAP: ClassVar[Mapping[str, JobState]] = STATE_MAP
+    #: SGE_TASK_ID is 1-based, and the word "undefined" outside arrays.
+    element_index_expr: ClassVar[str] = (
+        '$(case "${SGE_TASK_ID:-undefined}" in (undefined) echo 0 ;; '
+        '(*) echo "$((SGE_TASK_ID - 1))" ;; esac)'
+    )
+
+    def directives(self, res: BatchResources) -> list[str]:
+        """``#$`` lines: name, shell, logs, PE slots, h_vmem per slot, h_rt, array, extra."""
+        name = check_job_name(res.job_name)
+        _log_dir(res)  # the -o/-e names are relative to it: qsub -wd LOG_DIR (submit_argv)
+        stem = f"{name}.$JOB_ID" + (".$TASK_ID" if res.array is not None else "")
+        lines = [f"-N {name}", "-S /bin/bash", f"-o {stem}.out", f"-e {stem}.err"]
+        cores = positive("cores", res.cores) or 1
+        if positive("nodes", res.nodes) not in (None, 1):
+            raise ConfigError("Grid Engine runs a clustrix task on one host: nodes must be 1")
+        if res.gpus:
+            raise ConfigError(
+                "Grid Engine has no standard GPU request; pass your site's resource through "
+                "extra, e.g. extra={'l': 'gpu=1'}"
+            )
+        pe = directive_value("sge_pe", self.pe)
+        if cores > 1:
+            lines.append(f"-pe {pe} {cores}")
+        if positive("memory", res.memory) is not None:
+            lines.append(f"-l h_vmem={_memory(-(-(res.memory or 0) // cores))}")
+        walltime = clock("time", res.time, pad_hours=False)
+        lines += [f"-l h_rt={walltime}"] if walltime else []
+        lines += queue_and_account(res)
+        if res.array is not None:
+            lines.append(f"-t 1-{res.array.count}")
+            if res.array.throttle is not None:
+                lines.append(f"-tc {res.array.throttle}")
+        if res.hold:
+            lines.append("-h")
+        lines += dash_options(res)
+        return [f"{self.DIRECTIVE_PREFIX} {line}" for line in lines]
+
+    def submit_argv(self, script_path: str, res: BatchResources) -> list[str]:
+        """``qsub -terse -wd LOG_DIR SCRIPT``: prints ``4``, or ``5.1-10:1`` for an array.
+
+        The job starts in the log directory, which makes the relative ``#$ -o``/``-e``
+        names land there; the job script then enters its run directory itself.
+        """
+        return ["qsub", "-terse", "-wd", _log_dir(res), script_path]
+
+    def parse_submit(self, stdout: str) -> str:
+        """The job number: ``5.1-10:1`` -> ``5``."""
+        for line in stdout.splitlines():
+            match = re.match(r"^\s*(\d+)(?:\.|\s*$)", line)
+            if match:
+                return match.group(1)
+        raise SubmissionError(f"qsub printed no job id: {stdout.strip()!r}", stderr=stdout)
+
+    def array_element_id(self, master_id: str, element: int) -> str:
+        """``5.8`` for element 7 (SGE task ids start at 1)."""
+        return f"{master_id}.{element + 1}"
+
+    def status_argv(self, job_ids: Sequence[str]) -> list[str]:
+        """``qstat -xml -s prsz``: all of the caller's live jobs and the finished-jobs
+        list (qstat cannot filter a list of ids)."""
+        return ["qstat", "-xml", "-s", "prsz"]
+
+    def parse_status(self, stdout: str) -> dict[str, TaskStatus]:
+        """Every ``job_list`` of ``qstat -xml``; pending ``<tasks>7-10:1</tasks>`` expanded.
+
+        Finished (``z``) entries are ``outcome_unknown`` and never override a live entry.
+        """
+        if not stdout.strip():
+            return {}
+        root = ET.fromstring(stdout)  # noqa: S314 - qstat's own output, no entities
+        result: dict[str, TaskStatus] = {}
+        ranks: dict[str, int] = {}
+        for job in root.iter("job_list"):
+            number = (job.findtext("JB_job_number") or "").strip()
+            raw = (job.findtext("state") or "").strip()
+            if not number or not raw:
+                continue
+            status = _status(raw, number)
+            tasks = (job.findtext("tasks") or "").strip()
+            if raw == "z":
+                status = TaskStatus(status.state, "finished", raw=raw, outcome_unknown=True)
+            ranged = bool(tasks) and not tasks.isdigit()
+            keys = [f"{number}.{i}" for i in expand_indices(tasks)] if ranged else []
+            rank = _rank(status, ranged)
+            for key in keys or [f"{number}.{tasks}" if tasks else number]:
+                held = ranks.get(key, -1)
+                if rank > held or rank == held == 2:
+                    result[key], ranks[key] = status, rank
+        return result
+
+    def accounting_argv(self, job_ids: Sequence[str]) -> list[str]:
+        """``qacct -j`` for each master id, in one shell command (qacct takes one id)."""
+        masters = unique_sorted_ids([job_id.split(".", 1)[0] for job_id in job_ids])
+        script = 'for j in "$@"; do qacct -j "$j"; done; exit 0'
+        return ["sh", "-c", script, "sh", *masters]
+
+    def parse_accounting(self, stdout: str) -> dict[str, TaskStatus]:
+        """One status per ``qacct`` record (the last one wins for re-run tasks)."""
+        result: dict[str, TaskStatus] = {}
+        for record in parse_qacct(stdout):
+            if "jobnumber" in record and "failed" in record:
+                task = record.get("taskid", "undefined")
+                job_id = record["jobnumber"] + (f".{task}" if task.isdigit() else "")
+                result[job_id] = record_status(record)
+        return result
+
+    def submit_error_is_transient(self, stderr: str) -> bool:
+        """qsub lost qmaster's answer (a busy or restarting qmaster): the job may be
+        recorded all the same."""
+        return any(text in stderr for text in _TRANSIENT)
+
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        """``qdel`` exactly these jobs or tasks (``5.8`` deletes task 8 of job 5 only)."""
+        return ["qdel", *unique_sorted_ids(job_ids)]
+
+    def lookup_argv(self, job_name: str) -> list[str]:
+        """Live (``qstat -j NAME``) and finished (``qacct -j NAME``) jobs with this name."""
+        name = check_job_name(job_name)
+        if name.isdigit():
+            raise ConfigError(f"job name {name!r} is all digits, which Grid Engine reads as an id")
+        script = 'qstat -j "$1" 2>/dev/null; qacct -j "$1" 2>/dev/null; exit 0'
+        return ["sh", "-c", script, "sh", name]
+
+    def parse_lookup(self, stdout: str) -> list[str]:
+        """Job numbers from ``job_number:`` (qstat -j) and ``jobnumber`` (qacct) lines."""
+        found = re.findall(r"^(?:job_number:|jobnumber)\s+(\d+)", stdout, flags=re.MULTILINE)
+        return unique_sorted_ids(found)
 
 
 _PSEUDO = "Grid Engine replaces it (a pseudo variable of qsub -o/-e/-wd paths) by a value"
@@ -163,80 +267,6 @@ def _memory(size: int) -> str:
         if size % _MEMORY_UNITS[unit] == 0:
             return f"{size // _MEMORY_UNITS[unit]}{unit}"
     return f"{-(-size // 1024)}K"
-
-
-def log_paths(res: BatchResources, master_id: str, element: int) -> tuple[str, str]:
-    """The ``-o``/``-e`` files Grid Engine writes for this element."""
-    job_id = element_job_id(master_id, element, res)
-    stem = f"{res.log_dir.rstrip('/')}/{res.job_name}.{job_id}"
-    return f"{stem}.out", f"{stem}.err"
-
-
-def submit_argv(script_path: str, res: BatchResources) -> list[str]:
-    """``qsub -terse -wd LOG_DIR SCRIPT``: prints ``4``, or ``5.1-10:1`` for an array.
-
-    The job starts in the log directory, which makes the relative ``#$ -o``/``-e``
-    names land there; the job script then enters its run directory itself.
-    """
-    return ["qsub", "-terse", "-wd", _log_dir(res), script_path]
-
-
-def parse_submit(stdout: str) -> str:
-    """The job number: ``5.1-10:1`` -> ``5``."""
-    for line in stdout.splitlines():
-        match = re.match(r"^\s*(\d+)(?:\.|\s*$)", line)
-        if match:
-            return match.group(1)
-    raise SubmissionError(f"qsub printed no job id: {stdout.strip()!r}", stderr=stdout)
-
-
-def element_job_id(master_id: str, element: int, res: BatchResources) -> str:
-    """``5.8`` for element 7 (SGE task ids start at 1), else the master id."""
-    if res.array is None:
-        return master_id
-    if not 0 <= element < res.array.count:
-        raise ConfigError(f"element {element} is outside the array of {res.array.count}")
-    return f"{master_id}.{element + 1}"
-
-
-def status_argv(job_ids: Sequence[str]) -> list[str]:
-    """``qstat -xml -s prsz``: all of the caller's live jobs and the finished-jobs
-    list (qstat cannot filter a list of ids)."""
-    return ["qstat", "-xml", "-s", "prsz"]
-
-
-def status_error_is_benign(returncode: int, stderr: str) -> bool:
-    """``qstat -xml`` does not fail for unknown ids; any failure is real."""
-    return False
-
-
-def parse_status(stdout: str) -> dict[str, TaskStatus]:
-    """Every ``job_list`` of ``qstat -xml``; pending ``<tasks>7-10:1</tasks>`` expanded.
-
-    Finished (``z``) entries are ``outcome_unknown`` and never override a live entry.
-    """
-    if not stdout.strip():
-        return {}
-    root = ET.fromstring(stdout)  # noqa: S314 - qstat's own output, no entities
-    result: dict[str, TaskStatus] = {}
-    ranks: dict[str, int] = {}
-    for job in root.iter("job_list"):
-        number = (job.findtext("JB_job_number") or "").strip()
-        raw = (job.findtext("state") or "").strip()
-        if not number or not raw:
-            continue
-        status = _status(raw, number)
-        tasks = (job.findtext("tasks") or "").strip()
-        if raw == "z":
-            status = TaskStatus(status.state, "finished", raw=raw, outcome_unknown=True)
-        ranged = bool(tasks) and not tasks.isdigit()
-        keys = [f"{number}.{i}" for i in expand_indices(tasks)] if ranged else []
-        rank = _rank(status, ranged)
-        for key in keys or [f"{number}.{tasks}" if tasks else number]:
-            held = ranks.get(key, -1)
-            if rank > held or rank == held == 2:
-                result[key], ranks[key] = status, rank
-    return result
 
 
 def _rank(status: TaskStatus, ranged: bool) -> int:
@@ -259,41 +289,3 @@ def _status(raw: str, number: str) -> TaskStatus:
         )
     reasons = [text.format(job=number) for letter, text in _REASONS.items() if letter in raw]
     return TaskStatus(state, reason="; ".join(reasons) or None, raw=raw)
-
-
-def accounting_argv(job_ids: Sequence[str]) -> list[str]:
-    """``qacct -j`` for each master id, in one shell command (qacct takes one id)."""
-    masters = unique_sorted_ids([job_id.split(".", 1)[0] for job_id in job_ids])
-    script = 'for j in "$@"; do qacct -j "$j"; done; exit 0'
-    return ["sh", "-c", script, "sh", *masters]
-
-
-def parse_accounting(stdout: str) -> dict[str, TaskStatus]:
-    """One status per ``qacct`` record (the last one wins for re-run tasks)."""
-    result: dict[str, TaskStatus] = {}
-    for record in parse_qacct(stdout):
-        if "jobnumber" in record and "failed" in record:
-            task = record.get("taskid", "undefined")
-            job_id = record["jobnumber"] + (f".{task}" if task.isdigit() else "")
-            result[job_id] = record_status(record)
-    return result
-
-
-def cancel_argv(job_ids: Sequence[str]) -> list[str]:
-    """``qdel`` exactly these jobs or tasks (``5.8`` deletes task 8 of job 5 only)."""
-    return ["qdel", *unique_sorted_ids(job_ids)]
-
-
-def lookup_argv(job_name: str) -> list[str]:
-    """Live (``qstat -j NAME``) and finished (``qacct -j NAME``) jobs with this name."""
-    name = check_job_name(job_name)
-    if name.isdigit():
-        raise ConfigError(f"job name {name!r} is all digits, which Grid Engine reads as an id")
-    script = 'qstat -j "$1" 2>/dev/null; qacct -j "$1" 2>/dev/null; exit 0'
-    return ["sh", "-c", script, "sh", name]
-
-
-def parse_lookup(stdout: str) -> list[str]:
-    """Job numbers from ``job_number:`` (qstat -j) and ``jobnumber`` (qacct) lines."""
-    found = re.findall(r"^(?:job_number:|jobnumber)\s+(\d+)", stdout, flags=re.MULTILINE)
-    return unique_sorted_ids(found)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .._exceptions import ConfigError, SubmissionError
+from .._exceptions import SubmissionError
 from .._states import JobState
 from .._units import format_memory, format_time
 from .base import (
@@ -50,11 +50,7 @@ from .base import (
     signal_exit_code,
     unique_sorted_ids,
 )
-
-NAME = "slurm"
-TEMPLATE = "slurm.sh.j2"
-DIRECTIVE_PREFIX = "#SBATCH"
-element_index_expr = "${SLURM_ARRAY_TASK_ID:-0}"
+from .scheduler import Scheduler
 
 #: Every job state of Slurm 22.05 (squeue(1) "JOB STATE CODES"), long and compact form.
 #: sacct prints the long form, sometimes with a suffix ("CANCELLED by 1001").
@@ -113,40 +109,172 @@ STATE_MAP: dict[str, JobState] = {
 
 _SEP = "|"
 _TASK = re.compile(r"^(\d+)_\[([^\]]*)\]$")
+#: sbatch's words for a controller it could not hear back from (slurm_strerror of
+#: SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT, SLURMCTLD_COMMUNICATIONS_*, SLURM_PROTOCOL_*).
+_TRANSIENT = (
+    "Socket timed out on send/recv operation",
+    "Unable to contact slurm controller",
+    "Zero Bytes were transmitted or received",
+    "Communication connection failure",
+    "Communication send failure",
+    "Communication receive failure",
+)
 _MAX_ARRAY = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)", re.MULTILINE)
 
 
-def directives(res: BatchResources) -> list[str]:
-    """``#SBATCH`` lines: name, CPUs, memory per node, time, GPUs, array, extra (the
-    log files are on sbatch's command line, see :func:`submit_argv`)."""
-    name = check_job_name(res.job_name)
-    _log_patterns(res)  # refuse an impossible log_dir when the script is rendered
-    lines = [f"--job-name={name}"]
-    if positive("nodes", res.nodes) is not None:
-        lines.append(f"--nodes={res.nodes}")
-    lines.append(f"--cpus-per-task={positive('cores', res.cores)}")
-    if positive("memory", res.memory) is not None:
-        lines.append(f"--mem={format_memory(res.memory or 0)}")
-    if positive("time", res.time) is not None:
-        lines.append(f"--time={format_time(res.time or 0)}")
-    if res.gpus:
-        lines.append(f"--gpus={positive('gpus', res.gpus)}")
-    if res.queue is not None:
-        lines.append(f"--partition={directive_value('queue (partition)', res.queue)}")
-    if res.account is not None:
-        lines.append(f"--account={directive_value('account', res.account)}")
-    if res.array is not None:
-        spec = f"0-{res.array.count - 1}"
-        if res.array.throttle is not None:
-            spec += f"%{res.array.throttle}"
-        lines.append(f"--array={spec}")
-    if res.hold:
-        lines.append("--hold")
-    for key, value in extra_options(res.extra):
-        flag = f"-{key}" if len(key) == 1 else f"--{key}"
-        sep = " " if len(key) == 1 else "="
-        lines.append(flag if value is None else f"{flag}{sep}{value}")
-    return [f"{DIRECTIVE_PREFIX} {line}" for line in lines]
+class Slurm(Scheduler):
+    """The :class:`~clustrix.schedulers.base.Scheduler` of Slurm."""
+
+    NAME = "slurm"
+    TEMPLATE = "slurm.sh.j2"
+    DIRECTIVE_PREFIX = "#SBATCH"
+    STATE_MAP = STATE_MAP
+    element_index_expr = "${SLURM_ARRAY_TASK_ID:-0}"
+
+    def directives(self, res: BatchResources) -> list[str]:
+        """``#SBATCH`` lines: name, CPUs, memory per node, time, GPUs, array, extra (the
+        log files are on sbatch's command line, see :func:`submit_argv`)."""
+        name = check_job_name(res.job_name)
+        _log_patterns(res)  # refuse an impossible log_dir when the script is rendered
+        lines = [f"--job-name={name}"]
+        if positive("nodes", res.nodes) is not None:
+            lines.append(f"--nodes={res.nodes}")
+        lines.append(f"--cpus-per-task={positive('cores', res.cores)}")
+        if positive("memory", res.memory) is not None:
+            lines.append(f"--mem={format_memory(res.memory or 0)}")
+        if positive("time", res.time) is not None:
+            lines.append(f"--time={format_time(res.time or 0)}")
+        if res.gpus:
+            lines.append(f"--gpus={positive('gpus', res.gpus)}")
+        if res.queue is not None:
+            lines.append(f"--partition={directive_value('queue (partition)', res.queue)}")
+        if res.account is not None:
+            lines.append(f"--account={directive_value('account', res.account)}")
+        if res.array is not None:
+            spec = f"0-{res.array.count - 1}"
+            if res.array.throttle is not None:
+                spec += f"%{res.array.throttle}"
+            lines.append(f"--array={spec}")
+        if res.hold:
+            lines.append("--hold")
+        for key, value in extra_options(res.extra):
+            flag = f"-{key}" if len(key) == 1 else f"--{key}"
+            sep = " " if len(key) == 1 else "="
+            lines.append(flag if value is None else f"{flag}{sep}{value}")
+        return [f"{self.DIRECTIVE_PREFIX} {line}" for line in lines]
+
+    def submit_argv(self, script_path: str, res: BatchResources) -> list[str]:
+        """``sbatch --parsable --output=.. --error=.. SCRIPT`` (the rest is in the directives)."""
+        out, err = _log_patterns(res)
+        return ["sbatch", "--parsable", f"--output={out}", f"--error={err}", script_path]
+
+    def parse_submit(self, stdout: str) -> str:
+        """The job id from ``sbatch --parsable`` output (``"7"`` or ``"7;cluster"``)."""
+        for line in stdout.splitlines():
+            job_id = line.strip().split(";", 1)[0]
+            if job_id.isdigit():
+                return job_id
+        raise SubmissionError(f"sbatch printed no job id: {stdout.strip()!r}", stderr=stdout)
+
+    def array_element_id(self, master_id: str, element: int) -> str:
+        """``12345_7`` for element 7 of an array."""
+        return f"{master_id}_{element}"
+
+    def status_argv(self, job_ids: Sequence[str]) -> list[str]:
+        """One ``squeue`` for all ids (master ids bring every element): one line per task."""
+        ids = ",".join(unique_sorted_ids(job_ids))
+        return [
+            "squeue",
+            "--noheader",
+            "--array",
+            "--states=all",
+            f"--jobs={ids}",
+            # JobArrayID, State, Reason, then the raw exit status; "|" ends each field
+            # (no width given: nothing is truncated or padded).
+            f"--Format=JobArrayID:{_SEP},State:{_SEP},Reason:{_SEP},exit_code:",
+        ]
+
+    def status_error_is_benign(self, returncode: int, stderr: str) -> bool:
+        """squeue's rc 1 for a single unknown id means: that job is gone (empty answer)."""
+        return returncode == 1 and "Invalid job id specified" in stderr
+
+    def parse_status(self, stdout: str) -> dict[str, TaskStatus]:
+        """Parse ``id|STATE|reason|wait-status`` lines (the last field optional);
+        collapsed ranges like ``7_[6-99%4]`` expanded."""
+        result: dict[str, TaskStatus] = {}
+        for line in stdout.splitlines():
+            fields = line.strip().split(_SEP)
+            if len(fields) < 2 or not fields[0]:
+                continue
+            reason = fields[2].strip() if len(fields) > 2 else ""
+            code = wait_status_exit_code(fields[3]) if len(fields) > 3 else None
+            state = STATE_MAP.get(fields[1].strip())
+            if state is None or not state.final:
+                code = None  # a live job's field is 0: no exit status yet
+            status = _status(fields[1], code, None if reason in ("", "None") else reason)
+            _store(result, fields[0], status)
+        return result
+
+    def accounting_argv(self, job_ids: Sequence[str]) -> list[str]:
+        """One ``sacct`` for all ids: allocation lines only, ``|``-separated, no header."""
+        ids = ",".join(unique_sorted_ids(job_ids))
+        return [
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "--allocations",
+            f"--jobs={ids}",
+            "--format=JobID,State,ExitCode",
+        ]
+
+    def parse_accounting(self, stdout: str) -> dict[str, TaskStatus]:
+        """Parse ``JobID|State|ExitCode`` lines (``CANCELLED by 1001``, ``0:9`` handled).
+
+        ``ExitCode`` is ``code:signal``; the code is modulo 128 (see the module docstring),
+        so ``9:0`` may be a script that exited 137: the runner's exit-code file decides.
+        """
+        result: dict[str, TaskStatus] = {}
+        for line in stdout.splitlines():
+            fields = line.strip().split(_SEP)
+            if len(fields) < 3 or not fields[0] or "." in fields[0]:
+                continue  # steps (7.batch) only appear without --allocations
+            _store(result, fields[0], _status(fields[1], _exit_code(fields[2]), None))
+        return result
+
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        """``scancel`` exactly these jobs or elements (``7_3`` cancels one element)."""
+        return ["scancel", *unique_sorted_ids(job_ids)]
+
+    def lookup_argv(self, job_name: str) -> list[str]:
+        """The caller's jobs named ``job_name`` that slurmctld still knows, by array id."""
+        return [
+            "squeue",
+            "--noheader",
+            "--me",
+            "--states=all",
+            f"--name={check_job_name(job_name)}",
+            "--format=%F",
+        ]
+
+    def parse_lookup(self, stdout: str) -> list[str]:
+        """Master job ids, one per line of ``squeue --format=%F``."""
+        return unique_sorted_ids([line.strip() for line in stdout.splitlines() if line.strip()])
+
+    def submit_error_is_transient(self, stderr: str) -> bool:
+        """sbatch gave up waiting for slurmctld's answer, which may have recorded the
+        job all the same (a busy or restarting controller)."""
+        return any(text in stderr for text in _TRANSIENT)
+
+    def array_limit_argv(self) -> list[str]:
+        """``scontrol show config`` (for MaxArraySize)."""
+        return ["scontrol", "show", "config"]
+
+    def parse_array_limit(self, stdout: str) -> int:
+        """``MaxArraySize``: array indices must stay below it (so at most this many elements)."""
+        match = _MAX_ARRAY.search(stdout)
+        if not match:
+            raise ValueError("scontrol show config printed no MaxArraySize")
+        return int(match.group(1))
 
 
 _LOG_DIR_REFUSED = {
@@ -163,74 +291,6 @@ def _log_patterns(res: BatchResources) -> tuple[str, str]:
     return f"{stem}.out", f"{stem}.err"
 
 
-def log_paths(res: BatchResources, master_id: str, element: int) -> tuple[str, str]:
-    """The ``--output``/``--error`` files Slurm writes for this element."""
-    stem = f"{res.log_dir.rstrip('/')}/{res.job_name}.{element_job_id(master_id, element, res)}"
-    return f"{stem}.out", f"{stem}.err"
-
-
-def submit_argv(script_path: str, res: BatchResources) -> list[str]:
-    """``sbatch --parsable --output=.. --error=.. SCRIPT`` (the rest is in the directives)."""
-    out, err = _log_patterns(res)
-    return ["sbatch", "--parsable", f"--output={out}", f"--error={err}", script_path]
-
-
-def parse_submit(stdout: str) -> str:
-    """The job id from ``sbatch --parsable`` output (``"7"`` or ``"7;cluster"``)."""
-    for line in stdout.splitlines():
-        job_id = line.strip().split(";", 1)[0]
-        if job_id.isdigit():
-            return job_id
-    raise SubmissionError(f"sbatch printed no job id: {stdout.strip()!r}", stderr=stdout)
-
-
-def element_job_id(master_id: str, element: int, res: BatchResources) -> str:
-    """``12345_7`` for element 7 of an array, else the master id."""
-    if res.array is None:
-        return master_id
-    if not 0 <= element < res.array.count:
-        raise ConfigError(f"element {element} is outside the array of {res.array.count}")
-    return f"{master_id}_{element}"
-
-
-def status_argv(job_ids: Sequence[str]) -> list[str]:
-    """One ``squeue`` for all ids (master ids bring every element): one line per task."""
-    ids = ",".join(unique_sorted_ids(job_ids))
-    return [
-        "squeue",
-        "--noheader",
-        "--array",
-        "--states=all",
-        f"--jobs={ids}",
-        # JobArrayID, State, Reason, then the raw exit status; "|" ends each field
-        # (no width given: nothing is truncated or padded).
-        f"--Format=JobArrayID:{_SEP},State:{_SEP},Reason:{_SEP},exit_code:",
-    ]
-
-
-def status_error_is_benign(returncode: int, stderr: str) -> bool:
-    """squeue's rc 1 for a single unknown id means: that job is gone (empty answer)."""
-    return returncode == 1 and "Invalid job id specified" in stderr
-
-
-def parse_status(stdout: str) -> dict[str, TaskStatus]:
-    """Parse ``id|STATE|reason|wait-status`` lines (the last field optional);
-    collapsed ranges like ``7_[6-99%4]`` expanded."""
-    result: dict[str, TaskStatus] = {}
-    for line in stdout.splitlines():
-        fields = line.strip().split(_SEP)
-        if len(fields) < 2 or not fields[0]:
-            continue
-        reason = fields[2].strip() if len(fields) > 2 else ""
-        code = wait_status_exit_code(fields[3]) if len(fields) > 3 else None
-        state = STATE_MAP.get(fields[1].strip())
-        if state is None or not state.final:
-            code = None  # a live job's field is 0: no exit status yet
-        status = _status(fields[1], code, None if reason in ("", "None") else reason)
-        _store(result, fields[0], status)
-    return result
-
-
 def wait_status_exit_code(text: str) -> int | None:
     """Shell-style exit code from a raw wait status (squeue's ``exit_code``):
     ``768`` -> 3, ``9`` (killed by SIGKILL) -> 137."""
@@ -239,69 +299,6 @@ def wait_status_exit_code(text: str) -> int | None:
         return None
     status = int(text)
     return signal_exit_code((status >> 8) & 0xFF, status & 0x7F)
-
-
-def accounting_argv(job_ids: Sequence[str]) -> list[str]:
-    """One ``sacct`` for all ids: allocation lines only, ``|``-separated, no header."""
-    ids = ",".join(unique_sorted_ids(job_ids))
-    return [
-        "sacct",
-        "--noheader",
-        "--parsable2",
-        "--allocations",
-        f"--jobs={ids}",
-        "--format=JobID,State,ExitCode",
-    ]
-
-
-def parse_accounting(stdout: str) -> dict[str, TaskStatus]:
-    """Parse ``JobID|State|ExitCode`` lines (``CANCELLED by 1001``, ``0:9`` handled).
-
-    ``ExitCode`` is ``code:signal``; the code is modulo 128 (see the module docstring),
-    so ``9:0`` may be a script that exited 137: the runner's exit-code file decides.
-    """
-    result: dict[str, TaskStatus] = {}
-    for line in stdout.splitlines():
-        fields = line.strip().split(_SEP)
-        if len(fields) < 3 or not fields[0] or "." in fields[0]:
-            continue  # steps (7.batch) only appear without --allocations
-        _store(result, fields[0], _status(fields[1], _exit_code(fields[2]), None))
-    return result
-
-
-def cancel_argv(job_ids: Sequence[str]) -> list[str]:
-    """``scancel`` exactly these jobs or elements (``7_3`` cancels one element)."""
-    return ["scancel", *unique_sorted_ids(job_ids)]
-
-
-def lookup_argv(job_name: str) -> list[str]:
-    """The caller's jobs named ``job_name`` that slurmctld still knows, by array id."""
-    return [
-        "squeue",
-        "--noheader",
-        "--me",
-        "--states=all",
-        f"--name={check_job_name(job_name)}",
-        "--format=%F",
-    ]
-
-
-def parse_lookup(stdout: str) -> list[str]:
-    """Master job ids, one per line of ``squeue --format=%F``."""
-    return unique_sorted_ids([line.strip() for line in stdout.splitlines() if line.strip()])
-
-
-def config_argv() -> list[str]:
-    """``scontrol show config`` (for MaxArraySize)."""
-    return ["scontrol", "show", "config"]
-
-
-def parse_max_array_size(stdout: str) -> int:
-    """``MaxArraySize``: array indices must stay below it (so at most this many elements)."""
-    match = _MAX_ARRAY.search(stdout)
-    if not match:
-        raise ValueError("scontrol show config printed no MaxArraySize")
-    return int(match.group(1))
 
 
 def _status(text: str, exit_code: int | None, reason: str | None) -> TaskStatus:
@@ -337,3 +334,6 @@ def _store(result: dict[str, TaskStatus], job_id: str, status: TaskStatus) -> No
         return
     for index in expand_indices(match.group(2)):
         result.setdefault(f"{match.group(1)}_{index}", status)
+
+
+SLURM = Slurm()

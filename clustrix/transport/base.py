@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import abc
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from .._exceptions import CommandError
 
@@ -33,11 +33,12 @@ class CommandResult:
         return self
 
 
-class Transport(Protocol):
+class Transport(abc.ABC):
     """Commands and files on one host; every method is safe to call concurrently.
 
     Commands are argv lists (never shell strings): each element reaches the remote
-    program as one argument, whatever it contains.
+    program as one argument, whatever it contains. A transport implements `execute`
+    and the file methods; `run` is the same for all.
     """
 
     async def run(
@@ -49,29 +50,40 @@ class Transport(Protocol):
         timeout: float | None = None,
         idempotent: bool = True,
     ) -> CommandResult:
-        """Run `argv` and return its output; raise `CommandError` if `check` and it fails."""
-        ...
+        """Run `argv` and return its output; raise `CommandError` if `check` and it fails.
 
+        `idempotent=False`: the command must not run twice, so a connection lost while
+        it runs raises a transient `ClusterConnectionError` instead of retrying it.
+        """
+        result = await self.execute(tuple(argv), stdin, timeout, idempotent)
+        return result.check() if check else result
+
+    @abc.abstractmethod
+    async def execute(
+        self, argv: tuple[str, ...], stdin: bytes | None, timeout: float | None, idempotent: bool
+    ) -> CommandResult:
+        """Run `argv` and return how it exited (`run` without the check)."""
+
+    @abc.abstractmethod
     async def expand(self, path: str) -> str:
         """`path` made absolute on that host (``~`` and relative paths: its home dir)."""
-        ...
 
+    @abc.abstractmethod
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
         """Write `data` to `path` atomically (temp file, then rename)."""
-        ...
 
+    @abc.abstractmethod
     async def read_file(self, path: str) -> bytes:
         """Return the bytes of `path`; `FileNotFoundError` if it does not exist."""
-        ...
 
+    @abc.abstractmethod
     async def mkdir(self, path: str, *, mode: int = 0o700) -> None:
         """Create `path` and its parents; the last component gets `mode`."""
-        ...
 
+    @abc.abstractmethod
     async def remove_tree(self, path: str) -> None:
         """Delete `path` and everything below it (no error if it is gone)."""
-        ...
 
+    @abc.abstractmethod
     async def aclose(self) -> None:
         """Release connections."""
-        ...

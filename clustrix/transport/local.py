@@ -5,23 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
-from .base import CommandResult
+from .base import CommandResult, Transport
 
 
-class LocalTransport:
+class LocalTransport(Transport):
     """The `Transport` for this machine: asyncio subprocesses and threaded file I/O."""
 
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        stdin: bytes | None = None,
-        check: bool = True,
-        timeout: float | None = None,
-        idempotent: bool = True,
+    async def execute(
+        self, argv: tuple[str, ...], stdin: bytes | None, timeout: float | None, idempotent: bool
     ) -> CommandResult:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -37,13 +30,9 @@ class LocalTransport:
                 await process.wait()
             raise
         assert process.returncode is not None
-        result = CommandResult(
-            tuple(argv),
-            process.returncode,
-            out.decode(errors="replace"),
-            err.decode(errors="replace"),
+        return CommandResult(
+            argv, process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
         )
-        return result.check() if check else result
 
     async def expand(self, path: str) -> str:
         expanded = Path(path).expanduser()

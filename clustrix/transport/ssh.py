@@ -15,14 +15,14 @@ import posixpath
 import secrets
 import shlex
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncssh
 
 from .._config import ClusterConfig
 from .._exceptions import ClusterConnectionError
-from .base import CommandResult
+from .base import CommandResult, Transport
 from .ssh_connect import open_connection
 
 T = TypeVar("T")
@@ -34,7 +34,7 @@ _LOST = (
 )
 
 
-class SSHTransport:
+class SSHTransport(Transport):
     """Commands and files on one SSH host, over one shared connection."""
 
     def __init__(self, config: ClusterConfig) -> None:
@@ -121,14 +121,8 @@ class SSHTransport:
         )
 
     # -- commands ------------------------------------------------------------------------
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        stdin: bytes | None = None,
-        check: bool = True,
-        timeout: float | None = None,
-        idempotent: bool = True,
+    async def execute(
+        self, argv: tuple[str, ...], stdin: bytes | None, timeout: float | None, idempotent: bool
     ) -> CommandResult:
         """Run `argv` on the host; each element reaches the program as one argument."""
         command = shlex.join(argv)
@@ -138,13 +132,16 @@ class SSHTransport:
                 connection.run(command, input=stdin, check=False, encoding=None), timeout
             )
             status = done.exit_status
+            if status is None and not done.exit_signal:
+                # No exit status and no signal: the connection went away while the
+                # command ran, so whether it took effect is unknown.
+                raise asyncssh.ConnectionLost("the channel closed without an exit status")
             if status is None or status < 0:
                 signal_name = done.exit_signal[0] if done.exit_signal else "unknown"
                 status = 255 if signal_name == "unknown" else 128 + _signal_number(signal_name)
-            return CommandResult(tuple(argv), status, _text(done.stdout), _text(done.stderr))
+            return CommandResult(argv, status, _text(done.stdout), _text(done.stderr))
 
-        result = await self._retrying(run_it, idempotent=idempotent, what=f"`{command[:80]}`")
-        return result.check() if check else result
+        return await self._retrying(run_it, idempotent=idempotent, what=f"`{command[:80]}`")
 
     # -- files ---------------------------------------------------------------------------
     async def home(self) -> str:

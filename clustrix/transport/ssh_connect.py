@@ -65,39 +65,34 @@ async def open_connection(config: ClusterConfig) -> asyncssh.SSHClientConnection
             username=config.username,
         ) from None
     except TimeoutError as error:
-        raise ClusterConnectionError(
-            f"connecting to {label} timed out after {config.connect_timeout} s",
-            host=host,
-            port=config.cluster_port,
-            username=config.username,
-            transient=True,
-        ) from error
+        message = f"connecting to {label} timed out after {config.connect_timeout} s"
+        raise _connection_error(config, message, transient=True) from error
     except socket.gaierror as error:
-        raise ClusterConnectionError(
-            f"cannot resolve the host name of {label}: {error}; check cluster_host",
-            host=host,
-            port=config.cluster_port,
-            username=config.username,
-        ) from None
+        message = f"cannot resolve the host name of {label}: {error}; check cluster_host"
+        raise _connection_error(config, message) from None
     except ConnectionRefusedError:
-        raise ClusterConnectionError(
+        message = (
             f"{host}:{config.cluster_port} refused the connection ({label}); is sshd "
-            "running there, and is cluster_port right?",
-            host=host,
-            port=config.cluster_port,
-            username=config.username,
-            transient=True,
-        ) from None
+            "running there, and is cluster_port right?"
+        )
+        raise _connection_error(config, message, transient=True) from None
     except (OSError, asyncssh.Error, asyncssh.KeyImportError) as error:
         if _names_key_file(config, error):
             raise _key_file_error(config, label, error) from None
-        raise ClusterConnectionError(
-            f"cannot connect to {label}: {error}",
-            host=host,
-            port=config.cluster_port,
-            username=config.username,
-            transient=True,
-        ) from error
+        message = f"cannot connect to {label}: {error}"
+        raise _connection_error(config, message, transient=True) from error
+
+
+def _connection_error(
+    config: ClusterConfig, message: str, *, transient: bool = False
+) -> ClusterConnectionError:
+    return ClusterConnectionError(
+        message,
+        host=config.cluster_host or "",
+        port=config.cluster_port,
+        username=config.username,
+        transient=transient,
+    )
 
 
 def _key_file_error(config: ClusterConfig, label: str, error: Exception) -> AuthenticationError:

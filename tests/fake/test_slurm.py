@@ -324,13 +324,6 @@ async def test_a_job_the_scheduler_forgets_is_lost(
     assert slurm.jobs() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="batch submission takes any non-zero sbatch exit for a refusal: the lookup by job "
-    "name (at most once) runs only after a transient ClusterConnectionError, which the local "
-    "transport never raises, so a job the scheduler did record is left running while "
-    "clustrix raises SubmissionError and deletes its run directory",
-)
 async def test_a_submission_whose_answer_is_lost_is_found_by_name(
     slurm: FakeScheduler, remote_root: Path
 ) -> None:

@@ -55,14 +55,6 @@ async def test_ssh_backend_failures_and_cancel(sshd: FakeSSHServer, remote_root:
     assert not group_alive(pid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a connection lost while a command runs makes asyncssh's run() return with "
-    "exit_status=None and no signal; SSHTransport.run maps that to exit 255 instead of "
-    "raising a transient ClusterConnectionError, so the lookup by job name is never tried: "
-    "the job sbatch recorded keeps running and clustrix raises SubmissionError with an "
-    "empty message",
-)
 async def test_slurm_over_ssh_finds_a_submission_whose_answer_was_lost(
     sshd: FakeSSHServer, remote_root: Path, fake_factory: FakeFactory
 ) -> None:

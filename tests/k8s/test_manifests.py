@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from clustrix import ClusterConfig, ConfigError, JobState, SerializationError
-from clustrix._options import Resources
+from clustrix._options import Replicate, Resources
 from clustrix._payload import Payload
 from clustrix.backends.kubernetes import manifests as m
 from clustrix.backends.kubernetes.status import job_outcome, parse_log, pod_view
@@ -120,7 +120,7 @@ def test_bad_extra_is_a_config_error(extra: dict) -> None:  # type: ignore[type-
 
 def test_unsupported_options() -> None:
     with pytest.raises(ConfigError, match="k8s_image"):
-        m.check_supported(Resources(environment="replicate"), _config())
+        m.check_supported(Resources(environment=Replicate()), _config())
     with pytest.raises(ConfigError, match="nodes"):
         m.check_supported(Resources(nodes=2), _config())
     with pytest.raises(ConfigError, match="module_loads"):

@@ -204,9 +204,9 @@ async def test_poller_commands_per_tick_do_not_grow_with_jobs(
 
 def test_scheduler_outputs_are_parsed_into_oom() -> None:
     """Out-of-memory cannot happen on the lab (no cgroups): recorded sacct output."""
-    from clustrix.schedulers import slurm
+    from clustrix.schedulers.slurm import SLURM
 
-    statuses = slurm.parse_accounting("77_3|OUT_OF_MEMORY|0:125\n")
+    statuses = SLURM.parse_accounting("77_3|OUT_OF_MEMORY|0:125\n")
     assert statuses["77_3"].state is JobState.OUT_OF_MEMORY
 
 

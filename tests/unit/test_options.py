@@ -5,7 +5,14 @@ import datetime
 import pytest
 
 from clustrix import ClusterConfig, ConfigError, cluster
-from clustrix._options import OPTION_NAMES
+from clustrix._options import (
+    OPTION_NAMES,
+    Conda,
+    Inherit,
+    Replicate,
+    Venv,
+    parse_environment,
+)
 
 
 def f(x: int) -> int:
@@ -90,7 +97,25 @@ def test_options_resolve_against_config_defaults() -> None:
 
 def test_conda_env_name_means_a_conda_environment() -> None:
     resources = cluster(f).cluster_options.resolve(ClusterConfig(conda_env_name="ml"))
-    assert resources.environment == "conda:ml"
+    assert resources.environment == Conda("ml")
+
+
+@pytest.mark.parametrize(
+    ("text", "choice"),
+    [("inherit", Inherit()), ("replicate", Replicate()), ("conda:ml", Conda("ml")),
+     ("ml-2.1", Conda("ml-2.1")), ("venv:~/v", Venv("~/v")), ("/opt/v", Venv("/opt/v")),
+     ("~/v", Venv("~/v"))],
+)  # fmt: skip
+def test_environment_is_parsed_once_into_a_typed_choice(text: str, choice: object) -> None:
+    assert parse_environment(text) == choice
+    assert cluster(environment=text)(f).cluster_options.environment == choice
+    config = ClusterConfig(environment=text)
+    assert cluster(f).cluster_options.resolve(config).environment == choice
+
+
+def test_an_unknown_environment_in_the_config_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="environment='weird thing!'"):
+        cluster(f).cluster_options.resolve(ClusterConfig(environment="weird thing!"))
 
 
 def test_profile_binds_a_config(isolated_config, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clustrix._exceptions import ConfigError
-from clustrix.schedulers import Scheduler, get_scheduler, pbs, sge, slurm
+from clustrix.schedulers import Scheduler, get_scheduler, pbs
 from clustrix.schedulers.base import (
     ArraySpec,
     check_path,
@@ -15,17 +15,20 @@ from clustrix.schedulers.base import (
     signal_exit_code,
     unique_sorted_ids,
 )
+from clustrix.schedulers.sge import GridEngine
+from clustrix.schedulers.slurm import SLURM
 
 
 def test_get_scheduler() -> None:
-    assert get_scheduler("slurm") is slurm
-    assert get_scheduler("sge") is sge
-    assert get_scheduler("pbs") is pbs.TORQUE
+    assert get_scheduler("slurm") is SLURM
+    assert get_scheduler("sge") == GridEngine("smp")
+    assert get_scheduler("sge", sge_pe="mpi") == GridEngine("mpi")
+    assert get_scheduler("pbs") == pbs.TORQUE
     with pytest.raises(ConfigError, match="unknown batch scheduler"):
         get_scheduler("lsf")
 
 
-@pytest.mark.parametrize("scheduler", [slurm, sge, pbs.PRO, pbs.TORQUE])
+@pytest.mark.parametrize("scheduler", [SLURM, GridEngine(), pbs.PRO, pbs.TORQUE])
 def test_every_scheduler_provides_the_protocol(scheduler: Scheduler) -> None:
     members = [
         "directives", "submit_argv", "parse_submit", "element_job_id", "log_paths",

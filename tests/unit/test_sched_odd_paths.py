@@ -25,11 +25,15 @@ from clustrix.schedulers import (
     BatchResources,
     ScriptContext,
     get_scheduler,
-    pbs,
     render_script,
-    sge,
-    slurm,
 )
+from clustrix.schedulers import pbs as pbs_module
+from clustrix.schedulers.pbs import check_wrapper_log_dir
+from clustrix.schedulers.sge import GridEngine
+from clustrix.schedulers.slurm import SLURM as slurm
+
+sge = GridEngine()
+pbs = pbs_module.TORQUE
 
 ODD = 'My Project/it\'s a$b $(touch PWNED) `touch PWNED` ; & | <x> "q" %j,a:b'
 SCHEDULERS = [("slurm", "torque"), ("sge", "torque"), ("pbs", "torque"), ("pbs", "pro")]
@@ -41,7 +45,7 @@ WRAPPER = '#!/bin/sh\nsh -c "qsub_inner $*"\n'
 
 def resources(dialect: str, log_dir: str) -> BatchResources:
     """A three-element sweep logging to `log_dir` (the dialect matters to PBS only)."""
-    return BatchResources("clx-odd", log_dir, array=ArraySpec(3), pbs_dialect=dialect)  # type: ignore[arg-type]
+    return BatchResources("clx-odd", log_dir, array=ArraySpec(3))
 
 
 @pytest.fixture
@@ -134,8 +138,16 @@ def test_a_percent_in_the_directory_is_doubled_for_slurm_only() -> None:
         (sge.directives, "/home/a/x$HOME/logs", r"Grid Engine .*'\$HOME'"),
         (lambda r: sge.submit_argv("/j", r), "/home/a/$USERx/logs", r"Grid Engine .*'\$USER'"),
         (sge.directives, "/home/a/new\nline/logs", "Grid Engine .*newline"),
-        (lambda r: pbs.check_wrapper_log_dir(r.log_dir), "/home/a/100%/logs", "Torque wrappers"),
-        (lambda r: pbs.check_wrapper_log_dir(r.log_dir), "/home/a/b\\s/logs", "Torque wrappers"),
+        (
+            lambda r: check_wrapper_log_dir(r.log_dir),
+            "/home/a/100%/logs",
+            "Torque wrappers",
+        ),
+        (
+            lambda r: check_wrapper_log_dir(r.log_dir),
+            "/home/a/b\\s/logs",
+            "Torque wrappers",
+        ),
         (lambda r: slurm.submit_argv("/j", r), "relative/logs", "absolute"),
         (lambda r: pbs.submit_argv("/j", r), "relative/logs", "absolute"),
     ],
@@ -155,7 +167,7 @@ def test_what_the_schedulers_can_take_is_accepted() -> None:
     assert sge.submit_argv("/j", BatchResources("clx-a1", "/home/a/a$b/c,d:e"))[3] == (
         "/home/a/a$b/c,d:e"
     )
-    assert pbs.check_wrapper_log_dir("/home/a/it's a$b $(x)/logs") == "/home/a/it's a$b $(x)/logs"
+    assert check_wrapper_log_dir("/home/a/it's a$b $(x)/logs") == "/home/a/it's a$b $(x)/logs"
 
 
 def test_pbs_refuses_a_script_the_wrappers_would_reparse() -> None:

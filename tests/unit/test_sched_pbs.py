@@ -31,7 +31,14 @@ import pytest
 
 from clustrix._exceptions import ConfigError, SubmissionError
 from clustrix._states import JobState
-from clustrix.schedulers import ArraySpec, BatchResources, TaskStatus, get_scheduler, pbs
+from clustrix.schedulers import (
+    ArraySpec,
+    BatchResources,
+    NamedJobs,
+    TaskStatus,
+    get_scheduler,
+    pbs,
+)
 from clustrix.schedulers.pbs_output import STATE_MAP
 
 DATA = Path(__file__).parent.parent / "data" / "pbs"
@@ -51,7 +58,7 @@ def res(**kw: object) -> BatchResources:
 
 
 def test_torque_directives() -> None:
-    lines = pbs.directives(
+    lines = pbs.TORQUE.directives(
         res(cores=4, memory=6 * 1024**3, time=90000, gpus=1, nodes=2, queue="batch", account="lab",
             extra={"m": "abe", "V": True})
     )  # fmt: skip
@@ -68,25 +75,23 @@ def test_torque_directives() -> None:
 
 
 def test_pro_directives() -> None:
-    lines = pbs.directives(
-        res(pbs_dialect="pro", cores=8, memory=1536 * 1024**2, gpus=2, nodes=3, time=59)
-    )
+    lines = pbs.PRO.directives(res(cores=8, memory=1536 * 1024**2, gpus=2, nodes=3, time=59))
     assert lines == [
         "#PBS -N clx-c3",
         "#PBS -l select=3:ncpus=8:mem=1536mb:ngpus=2",
         "#PBS -l place=scatter",
         "#PBS -l walltime=00:00:59",
     ]
-    assert pbs.directives(res(pbs_dialect="pro"))[1] == "#PBS -l select=1:ncpus=1"
+    assert pbs.PRO.directives(res())[1] == "#PBS -l select=1:ncpus=1"
 
 
 def test_directives_refuse() -> None:
     with pytest.raises(ConfigError, match="pbs_dialect"):
-        pbs.directives(res(pbs_dialect="lsf"))
+        pbs.Pbs("lsf")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="account"):
-        pbs.directives(res(account="a b"))
+        pbs.TORQUE.directives(res(account="a b"))
     with pytest.raises(ConfigError, match="extra option"):
-        pbs.directives(res(extra={"l": "walltime=1\n#PBS -u root"}))
+        pbs.TORQUE.directives(res(extra={"l": "walltime=1\n#PBS -u root"}))
 
 
 CD = ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh"]
@@ -95,12 +100,12 @@ CD = ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh"]
 def test_submit_argv_puts_logs_array_and_hold_on_the_command_line() -> None:
     # LAB.md: Slurm's Torque wrappers honour -o/-e/-j/-t only on the qsub command line;
     # qsub runs in the log directory, every name relative to it
-    assert pbs.submit_argv("/home/u/job.sh", res()) == [
+    assert pbs.TORQUE.submit_argv("/home/u/job.sh", res()) == [
         *CD, "/home/u/logs", "qsub", "-o", "clx-c3.out", "-e", "clx-c3.err", "../job.sh",
     ]  # fmt: skip
-    torque = pbs.submit_argv("/r/job.sh", res(array=ArraySpec(10, 2), hold=True))
+    torque = pbs.TORQUE.submit_argv("/r/job.sh", res(array=ArraySpec(10, 2), hold=True))
     assert torque[-4:] == ["-t", "0-9%2", "-h", "../../../r/job.sh"]
-    pro = pbs.submit_argv("/home/u/job.sh", res(pbs_dialect="pro", array=ArraySpec(10)))
+    pro = pbs.PRO.submit_argv("/home/u/job.sh", res(array=ArraySpec(10)))
     assert pro == [
         *CD, "/home/u/logs", "qsub", "-o", "clx-c3.^array_index^.out",
         "-e", "clx-c3.^array_index^.err", "-J", "0-9", "../job.sh",
@@ -108,41 +113,41 @@ def test_submit_argv_puts_logs_array_and_hold_on_the_command_line() -> None:
 
 
 def test_pro_one_element_array_is_a_plain_job() -> None:
-    one = res(pbs_dialect="pro", array=ArraySpec(1))
-    assert "-J" not in pbs.submit_argv("/r/job.sh", one)
-    assert pbs.element_job_id("12.srv", 0, one) == "12.srv"
-    assert pbs.log_paths(one, "12.srv", 0)[0] == "/home/u/logs/clx-c3.out"
+    one = res(array=ArraySpec(1))
+    assert "-J" not in pbs.PRO.submit_argv("/r/job.sh", one)
+    assert pbs.PRO.element_job_id("12.srv", 0, one) == "12.srv"
+    assert pbs.PRO.log_paths(one, "12.srv", 0)[0] == "/home/u/logs/clx-c3.out"
 
 
 def test_parse_submit() -> None:
-    assert pbs.parse_submit(read("lab_wrappers_qsub.txt")) == "111"
-    assert pbs.parse_submit("123.pbs01.example.org\n") == "123.pbs01.example.org"
-    assert pbs.parse_submit("1098[].hostname\n") == "1098[].hostname"
+    assert pbs.TORQUE.parse_submit(read("lab_wrappers_qsub.txt")) == "111"
+    assert pbs.TORQUE.parse_submit("123.pbs01.example.org\n") == "123.pbs01.example.org"
+    assert pbs.TORQUE.parse_submit("1098[].hostname\n") == "1098[].hostname"
     with pytest.raises(SubmissionError):
-        pbs.parse_submit("There was an error running the Slurm sbatch command.\n")
+        pbs.TORQUE.parse_submit("There was an error running the Slurm sbatch command.\n")
 
 
 def test_element_job_id() -> None:
     arr = res(array=ArraySpec(10))
-    assert pbs.element_job_id("1098[].hostname", 7, arr) == "1098[7].hostname"
-    assert (
-        pbs.element_job_id("123[].srv", 0, res(pbs_dialect="pro", array=ArraySpec(3)))
-        == "123[0].srv"
-    )
-    assert pbs.element_job_id("111", 0, res()) == "111"
+    assert pbs.TORQUE.element_job_id("1098[].hostname", 7, arr) == "1098[7].hostname"
+    assert pbs.PRO.element_job_id("123[].srv", 0, res(array=ArraySpec(3))) == "123[0].srv"
+    assert pbs.TORQUE.element_job_id("111", 0, res()) == "111"
     with pytest.raises(ConfigError, match="Torque wrappers"):
-        pbs.element_job_id("113", 7, arr)  # the wrappers cannot address one element
+        pbs.TORQUE.element_job_id("113", 7, arr)  # the wrappers cannot address one element
     with pytest.raises(ConfigError, match="outside"):
-        pbs.element_job_id("1098[].hostname", 10, arr)
+        pbs.TORQUE.element_job_id("1098[].hostname", 10, arr)
 
 
 def test_log_paths() -> None:
-    assert pbs.log_paths(res(), "111", 0) == ("/home/u/logs/clx-c3.out", "/home/u/logs/clx-c3.err")
-    assert pbs.log_paths(res(array=ArraySpec(4)), "5[].s", 3) == (
+    assert pbs.TORQUE.log_paths(res(), "111", 0) == (
+        "/home/u/logs/clx-c3.out",
+        "/home/u/logs/clx-c3.err",
+    )
+    assert pbs.TORQUE.log_paths(res(array=ArraySpec(4)), "5[].s", 3) == (
         "/home/u/logs/clx-c3.out-3",
         "/home/u/logs/clx-c3.err-3",
     )
-    assert pbs.log_paths(res(pbs_dialect="pro", array=ArraySpec(4)), "5[].s", 3)[1] == (
+    assert pbs.PRO.log_paths(res(array=ArraySpec(4)), "5[].s", 3)[1] == (
         "/home/u/logs/clx-c3.3.err"
     )
 
@@ -151,9 +156,9 @@ def test_log_paths() -> None:
 
 
 def test_status_argv() -> None:
-    assert pbs.status_argv(["129", "128"]) == ["qstat", "-f", "128", "129"]
-    assert pbs.status_argv(["5[1].s", "5[0].s"]) == ["qstat", "-f", "-t", "5[0].s", "5[1].s"]
-    assert pbs.status_argv(["4[0].pbs01"], "pro") == [
+    assert pbs.TORQUE.status_argv(["129", "128"]) == ["qstat", "-f", "128", "129"]
+    assert pbs.TORQUE.status_argv(["5[1].s", "5[0].s"]) == ["qstat", "-f", "-t", "5[0].s", "5[1].s"]
+    assert pbs.PRO.status_argv(["4[0].pbs01"]) == [
         "qstat",
         "-x",
         "-f",
@@ -162,29 +167,29 @@ def test_status_argv() -> None:
         "-t",
         "4[0].pbs01",
     ]
-    assert pbs.accounting_argv(["4[0].pbs01"], "pro") == pbs.status_argv(["4[0].pbs01"], "pro")
-    assert pbs.accounting_argv(["128"]) is None
+    assert pbs.PRO.accounting_argv(["4[0].pbs01"]) == pbs.PRO.status_argv(["4[0].pbs01"])
+    assert pbs.TORQUE.accounting_argv(["128"]) is None
 
 
 def test_status_error_is_benign() -> None:
-    assert pbs.status_error_is_benign(153, "")  # the wrappers: no known id at all
-    assert pbs.status_error_is_benign(35, "qstat: Unknown Job Id 99.srv\n")
-    assert not pbs.status_error_is_benign(1, "Connection refused\n")
+    assert pbs.TORQUE.status_error_is_benign(153, "")  # the wrappers: no known id at all
+    assert pbs.TORQUE.status_error_is_benign(35, "qstat: Unknown Job Id 99.srv\n")
+    assert not pbs.TORQUE.status_error_is_benign(1, "Connection refused\n")
 
 
 def test_wrappers_lab_samples() -> None:
-    running = pbs.parse_status(read("lab_wrappers_qstat_f_running.txt"))
+    running = pbs.TORQUE.parse_status(read("lab_wrappers_qstat_f_running.txt"))
     assert running == {"111": TaskStatus(JobState.RUNNING, raw="R")}
-    done = pbs.parse_status(read("lab_wrappers_qstat_f_done.txt"))["111"]
+    done = pbs.TORQUE.parse_status(read("lab_wrappers_qstat_f_done.txt"))["111"]
     assert done.state is JobState.COMPLETED and done.exit_code is None
     assert "exit-code file" in (done.reason or "")
 
 
 def test_wrappers_recorded() -> None:
-    mixed = pbs.parse_status(read("wrappers_qstat_f_mixed.txt"))
+    mixed = pbs.TORQUE.parse_status(read("wrappers_qstat_f_mixed.txt"))
     assert {k: v.raw for k, v in mixed.items()} == {"128": "C", "129": "C", "130": "R", "131": "Q"}
     assert mixed["131"].state is JobState.QUEUED  # qsub -h: the wrappers show no hold
-    after = pbs.parse_status(read("wrappers_qstat_f_after_qdel.txt"))
+    after = pbs.TORQUE.parse_status(read("wrappers_qstat_f_after_qdel.txt"))
     assert {v.state for v in after.values()} == {JobState.COMPLETED}
 
 
@@ -199,6 +204,11 @@ def test_jobs_by_name_recorded_before_and_after_qdel() -> None:
     assert pbs.parse_unstarted_by_name(after) == {"pbsdrop", "pbshold"}
     # the old three-field form still parses
     assert pbs.parse_jobs_by_name("7 cxa C\n") == {"cxa": [JobState.COMPLETED]}
+    # the scheduler's hook: per name, are jobs still live, was one deleted unstarted?
+    wrappers = pbs.Pbs(arrays=False)
+    assert wrappers.parse_jobs_by_name(before)["pbsdrop"] == NamedJobs(live=True, dropped=False)
+    assert wrappers.parse_jobs_by_name(after)["pbsdrop"] == NamedJobs(live=False, dropped=True)
+    assert wrappers.jobs_by_name_argv() == pbs.jobs_by_name_argv()
 
 
 def test_jobs_by_name_argv_runs_on_recorded_qstat(tmp_path: Path) -> None:
@@ -219,16 +229,18 @@ def test_jobs_by_name_argv_runs_on_recorded_qstat(tmp_path: Path) -> None:
 
 
 def test_pro_doc_samples() -> None:
-    assert pbs.parse_status(read("pro_doc_qstat1B_json.json")) == {
+    assert pbs.TORQUE.parse_status(read("pro_doc_qstat1B_json.json")) == {
         "1.vbox": TaskStatus(JobState.QUEUED, raw="Q")
     }
-    finished = pbs.parse_accounting(read("pro_doc_psij_json.json"))["2154.edtb-01.mcp.alcf.anl.gov"]
+    finished = pbs.TORQUE.parse_accounting(read("pro_doc_psij_json.json"))[
+        "2154.edtb-01.mcp.alcf.anl.gov"
+    ]
     assert finished.state is JobState.COMPLETED and finished.exit_code == 0
     assert finished.reason is not None and finished.reason.startswith("Job run at")
 
 
 def test_pro_constructed_states_and_exit_statuses() -> None:
-    status = pbs.parse_status(read("pro_constructed_json.json"))
+    status = pbs.TORQUE.parse_status(read("pro_constructed_json.json"))
     expected = {
         "4[].pbs01": (JobState.RUNNING, None),
         "4[0].pbs01": (JobState.COMPLETED, 0),
@@ -258,10 +270,10 @@ def test_pro_constructed_states_and_exit_statuses() -> None:
 
 
 def test_torque_doc_and_constructed() -> None:
-    doc = pbs.parse_status(read("torque_doc_qstat_f.txt"))
+    doc = pbs.TORQUE.parse_status(read("torque_doc_qstat_f.txt"))
     assert list(doc) == ["179.host"]
     assert doc["179.host"].state is JobState.FAILED and "-1" in (doc["179.host"].reason or "")
-    status = pbs.parse_status(read("torque_constructed_qstat_f.txt"))
+    status = pbs.TORQUE.parse_status(read("torque_constructed_qstat_f.txt"))
     assert {k: (v.state, v.exit_code) for k, v in status.items()} == {
         "200[].srv": (JobState.RUNNING, None),
         "200[0].srv": (JobState.COMPLETED, 0),
@@ -280,8 +292,8 @@ def test_torque_doc_and_constructed() -> None:
 
 
 def test_parse_status_empty() -> None:
-    assert pbs.parse_status("") == {}
-    assert pbs.parse_status('{"timestamp":1,"pbs_version":"2024.1","pbs_server":"s"}') == {}
+    assert pbs.TORQUE.parse_status("") == {}
+    assert pbs.TORQUE.parse_status('{"timestamp":1,"pbs_version":"2024.1","pbs_server":"s"}') == {}
 
 
 EXPECTED_STATES = {
@@ -302,16 +314,16 @@ def test_every_state_code_through_both_formats(code: str) -> None:
     text = f"Job Id: 9.s\n    job_state = {code}\n    exit_status = 0\n"
     json_text = json.dumps({"Jobs": {"9.s": {"job_state": code, "Exit_status": 0}}})
     for out in (text, json_text):
-        assert pbs.parse_status(out)["9.s"] == TaskStatus(
+        assert pbs.TORQUE.parse_status(out)["9.s"] == TaskStatus(
             EXPECTED_STATES[code],
-            reason=pbs.parse_status(out)["9.s"].reason,
+            reason=pbs.TORQUE.parse_status(out)["9.s"].reason,
             exit_code=0 if code in "CFX" else None,
             raw=code,
         )
 
 
 def test_unknown_state_keeps_polling() -> None:
-    status = pbs.parse_status("Job Id: 9.s\n    job_state = Z\n")["9.s"]
+    status = pbs.TORQUE.parse_status("Job Id: 9.s\n    job_state = Z\n")["9.s"]
     assert status.state is JobState.RUNNING and "'Z'" in (status.reason or "")
 
 
@@ -319,16 +331,16 @@ def test_unknown_state_keeps_polling() -> None:
 
 
 def test_cancel_argv() -> None:
-    assert pbs.cancel_argv(["130", "131", "999999"]) == ["qdel", "130", "131", "999999"]
-    assert pbs.cancel_argv(["5[3].s"]) == ["qdel", "5[3].s"]
+    assert pbs.TORQUE.cancel_argv(["130", "131", "999999"]) == ["qdel", "130", "131", "999999"]
+    assert pbs.TORQUE.cancel_argv(["5[3].s"]) == ["qdel", "5[3].s"]
 
 
 def test_lookup_pro_uses_qselect() -> None:
-    assert pbs.lookup_argv("clx-c3", "pro") == ["qselect", "-x", "-N", "clx-c3"]
+    assert pbs.PRO.lookup_argv("clx-c3") == ["qselect", "-x", "-N", "clx-c3"]
 
 
 def test_lookup_torque_recorded_and_run_locally(tmp_path: Path) -> None:
-    assert pbs.parse_lookup(read("wrappers_lookup_pbsrec.txt")) == [
+    assert pbs.TORQUE.parse_lookup(read("wrappers_lookup_pbsrec.txt")) == [
         "128", "129", "130", "131", "132", "136", "137", "138", "139", "140",
     ]  # fmt: skip
     fake = tmp_path / "qstat"
@@ -338,9 +350,9 @@ def test_lookup_torque_recorded_and_run_locally(tmp_path: Path) -> None:
     fake.chmod(0o755)
     env = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
     for name, found in (("pbsdemo", ["111"]), ("STDIN", ["179.host"]), ("nosuch", [])):
-        done = subprocess.run(pbs.lookup_argv(name), env=env, capture_output=True, text=True)
+        done = subprocess.run(pbs.TORQUE.lookup_argv(name), env=env, capture_output=True, text=True)
         assert done.returncode == 0
-        assert pbs.parse_lookup(done.stdout) == found
+        assert pbs.TORQUE.parse_lookup(done.stdout) == found
 
 
 def test_probe() -> None:
@@ -357,12 +369,33 @@ def test_probe() -> None:
 
 
 def test_dialect_objects() -> None:
-    assert get_scheduler("pbs", "pro") is pbs.PRO
+    assert get_scheduler("pbs", "pro") == pbs.PRO
     assert pbs.TORQUE.status_argv(["1"]) == ["qstat", "-f", "1"]
     assert pbs.PRO.accounting_argv(["1.s"]) == ["qstat", "-x", "-f", "-F", "json", "-t", "1.s"]
     assert pbs.TORQUE.accounting_argv(["1.s"]) is None
     assert pbs.PRO.lookup_argv("clx-c3")[0] == "qselect"
     with pytest.raises(ConfigError, match="pbs_dialect"):
-        pbs.PRO.directives(res())  # resources say torque
-    with pytest.raises(ConfigError):
         get_scheduler("pbs", "openlava")  # type: ignore[arg-type]
+
+
+def test_the_probe_hook_chooses_the_dialect_and_addressing() -> None:
+    """pbs_dialect="auto": one `qstat --version` decides (recorded wrappers' answer)."""
+    assert pbs.PRO.probe_argv() is None and pbs.TORQUE.probe_argv() is None
+    auto = pbs.Pbs(probe=True)
+    assert auto.probe_argv() == pbs.probe_argv()
+    assert auto.probed("pbs_version = 2022.1.5\n") == pbs.PRO
+    assert auto.probed("Version: 6.1.3\n") == pbs.TORQUE and pbs.TORQUE.addressable
+    wrappers = auto.probed(read("wrappers_probe.txt"))
+    assert wrappers == pbs.Pbs("torque", arrays=False) and not wrappers.addressable
+    # their elements have no id of their own: Torque's notation, for show only
+    assert wrappers.element_job_id("113", 2, res(array=ArraySpec(3))) == "113[2]"
+    with pytest.raises(ConfigError, match="Torque wrappers"):
+        wrappers.directives(res(log_dir="/home/a/100%/logs"))
+    assert pbs.TORQUE.directives(res(log_dir="/home/a/100%/logs"))
+
+
+def test_submit_errors_that_may_hide_a_recorded_job() -> None:
+    assert pbs.TORQUE.submit_error_is_transient(
+        "qsub: End of File (reply from the server was lost)"
+    )
+    assert not pbs.TORQUE.submit_error_is_transient("qsub: Unknown queue MSG=cannot locate queue")

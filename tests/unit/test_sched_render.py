@@ -89,18 +89,18 @@ CASES: dict[str, tuple[str, str, BatchResources, ScriptContext]] = {
         replace(CTX, element_offset=200),
     ),
     "sge_full": (
-        "sge", "torque", full(extra={"l": "gpu=1", "P": "physics"}, sge_pe="smp"),
+        "sge", "torque", full(extra={"l": "gpu=1", "P": "physics"}),
         replace(FULL_CTX, conda_env=None, venv="/home/alice/venvs/analysis/"),
     ),
     "pbs_torque_single": ("pbs", "torque", BatchResources("clx-single", LOGS), CTX),
     "pbs_torque_full": ("pbs", "torque", full(gpus=1, extra={"m": "abe"}), FULL_CTX),
     "pbs_pro_array_throttle": (
         "pbs", "pro",
-        BatchResources("clx-sweep", LOGS, array=ArraySpec(100, 10), pbs_dialect="pro"),
+        BatchResources("clx-sweep", LOGS, array=ArraySpec(100, 10)),
         replace(CTX, element_offset=200),
     ),
     "pbs_pro_full": (
-        "pbs", "pro", full(gpus=2, nodes=2, pbs_dialect="pro", extra={"W": "group_list=phys"}),
+        "pbs", "pro", full(gpus=2, nodes=2, extra={"W": "group_list=phys"}),
         FULL_CTX,
     ),
 }  # fmt: skip
@@ -204,7 +204,7 @@ def test_script_runs_the_runner_and_records_its_exit_status(
         environment_variables={"HOSTILE": HOSTILE, "EMPTY": ""},
         pre_execution_commands=["export OMP=from-pre-exec"],
     )
-    res = BatchResources("clx-run", str(tmp_path), array=ArraySpec(8), pbs_dialect=dialect)  # type: ignore[arg-type]
+    res = BatchResources("clx-run", str(tmp_path), array=ArraySpec(8))
     done = run_script(tmp_path, get_scheduler(scheduler, dialect), res, ctx, env)  # type: ignore[arg-type]
     element = 10 + index
     assert done.returncode == element % 7, done.stderr
@@ -355,3 +355,29 @@ def test_templates_cannot_interpolate_unquoted_values() -> None:
     assert env.from_string("echo {{ value|shquote }}").render(value="$(id)") == "echo '$(id)'"
     with pytest.raises(jinja2.UndefinedError):
         env.from_string("{{ missing|shquote }}").render()
+
+
+def test_commands_outside_a_job_get_the_job_scripts_environment(tmp_path: Path) -> None:
+    """One source (templates/environment.sh.j2) for job scripts and for commands such
+    as the remote Python version check: the same lines, and they take effect."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "module").write_text(f'#!/bin/sh\necho "$*" >>{tmp_path}/module.log\n')
+    (bin_dir / "module").chmod(0o755)
+    ctx = replace(
+        CTX,
+        module_loads=["python/3.11"],
+        environment_variables={"CLX_V": "a b"},
+        pre_execution_commands=["echo noise from pre-exec", "export CLX_PRE=1"],
+    )
+    setup = render_module.render_setup(ctx)
+    script = render_script(get_scheduler("slurm"), BatchResources("clx-env", LOGS), ctx)
+    block = script[script.index("set +u") : script.index("set -u\n", script.index("set +u"))]
+    assert block in setup
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    argv = ["bash", "-c", setup, "bash", "sh", "-c", 'echo "$CLX_V|$CLX_PRE"']
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    assert done.stdout == "a b|1\n"  # what the setup prints goes to stderr
+    assert "noise from pre-exec" in done.stderr
+    assert (tmp_path / "module.log").read_text() == "load python/3.11\n"
+    assert render_module.render_setup(CTX) == ""  # nothing to set up: run the command as is

@@ -15,10 +15,12 @@ import pytest
 
 from clustrix._exceptions import ConfigError, SubmissionError
 from clustrix._states import JobState
-from clustrix.schedulers import ArraySpec, BatchResources, TaskStatus, sge
+from clustrix.schedulers import ArraySpec, BatchResources, TaskStatus
+from clustrix.schedulers.sge import GridEngine
 from clustrix.schedulers.sge_qacct import parse_qacct, record_status
 
 DATA = Path(__file__).parent.parent / "data" / "sge"
+sge = GridEngine()
 
 
 def read(name: str) -> str:
@@ -42,7 +44,7 @@ def test_parse_submit_lab_samples() -> None:
 
 
 def test_directives_full() -> None:
-    lines = sge.directives(
+    lines = GridEngine("mpi").directives(
         res(
             cores=2,
             memory=3 * 1024**3,
@@ -51,7 +53,6 @@ def test_directives_full() -> None:
             account="proj",
             array=ArraySpec(10, 3),
             hold=True,
-            sge_pe="mpi",
             extra={"l": "gpu=1", "R": "y", "notify": True},
         )
     )
@@ -86,15 +87,17 @@ def test_directives_single_slot_job() -> None:
     [
         ({"gpus": 1}, "extra"),
         ({"nodes": 2}, "one host"),
-        ({"sge_pe": "smp 4"}, "sge_pe"),
-        ({"cores": 2, "sge_pe": ""}, "sge_pe"),
+        ({"pe": "smp 4"}, "sge_pe"),
+        ({"cores": 2, "pe": ""}, "sge_pe"),
         ({"queue": "all.q\n#$ -u root"}, "queue"),
         ({"extra": {"l": "h_rt=1 -notify"}}, "extra option"),
     ],
 )
 def test_directives_refuse(change: dict[str, object], message: str) -> None:
+    change = dict(change)
+    scheduler = GridEngine(str(change.pop("pe", "smp")))
     with pytest.raises(ConfigError, match=message):
-        sge.directives(res(**change))
+        scheduler.directives(res(**change))
 
 
 def test_element_job_id_and_log_paths_are_one_based() -> None:
@@ -341,3 +344,14 @@ def test_lookup_argv_runs_both_commands_with_the_name_as_one_argument(tmp_path: 
     done = subprocess.run(sge.lookup_argv("a.b-c_d"), env=env, capture_output=True, text=True)
     assert done.returncode == 0
     assert done.stdout == "qstat -j|qstat a.b-c_d|qacct -j|qacct a.b-c_d|"
+
+
+def test_submit_errors_that_may_hide_a_recorded_job() -> None:
+    """qsub can lose qmaster's answer after the job was recorded."""
+    assert sge.submit_error_is_transient(
+        "error: failed receiving gdi request response for mid=2 (got syncron message "
+        "receive timeout error)."
+    )
+    assert not sge.submit_error_is_transient(
+        'Unable to run job: Job was rejected because job requests unknown queue "nope.q".'
+    )

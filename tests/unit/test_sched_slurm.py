@@ -13,7 +13,9 @@ import pytest
 
 from clustrix._exceptions import ConfigError, SubmissionError
 from clustrix._states import JobState
-from clustrix.schedulers import ArraySpec, BatchResources, TaskStatus, slurm
+from clustrix.schedulers import ArraySpec, BatchResources, TaskStatus
+from clustrix.schedulers.slurm import SLURM as slurm
+from clustrix.schedulers.slurm import wait_status_exit_code
 
 DATA = Path(__file__).parent.parent / "data" / "slurm"
 
@@ -233,7 +235,7 @@ def test_parse_status_recorded_exit_codes_and_a_dropped_element() -> None:
     [("0", 0), ("768", 3), ("35072", 137), ("51200", 200), ("9", 137), ("15", 143), ("", None)],
 )
 def test_wait_status_exit_code(text: str, code: int | None) -> None:
-    assert slurm.wait_status_exit_code(text) == code
+    assert wait_status_exit_code(text) == code
 
 
 def test_the_last_pending_element_cancelled_is_the_array_record() -> None:
@@ -338,10 +340,27 @@ def test_lookup() -> None:
 
 
 def test_max_array_size() -> None:
-    assert slurm.config_argv() == ["scontrol", "show", "config"]
-    assert slurm.parse_max_array_size(read("scontrol_show_config.txt")) == 10001
+    assert slurm.array_limit_argv() == ["scontrol", "show", "config"]
+    assert slurm.parse_array_limit(read("scontrol_show_config.txt")) == 10001
     with pytest.raises(ValueError, match="MaxArraySize"):
-        slurm.parse_max_array_size("MaxJobCount = 10\n")
+        slurm.parse_array_limit("MaxJobCount = 10\n")
+
+
+@pytest.mark.parametrize(
+    ("stderr", "transient"),
+    [
+        ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation",
+         True),
+        ("sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+         "(connect failure)", True),
+        ("sbatch: error: Batch job submission failed: Invalid account or account/partition "
+         "combination specified", False),
+        ("sbatch: error: invalid partition specified: gpu", False),
+    ],
+)  # fmt: skip
+def test_submit_errors_that_may_hide_a_recorded_job(stderr: str, transient: bool) -> None:
+    """sbatch can give up on slurmctld's answer after the job was recorded."""
+    assert slurm.submit_error_is_transient(stderr) is transient
 
 
 # -- the state table ------------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import re
 import sys
 from collections.abc import Mapping
@@ -30,11 +29,12 @@ import cloudpickle
 
 from ..._config import ClusterConfig
 from ..._exceptions import ConfigError, SerializationError
-from ..._options import Resources
+from ..._options import Inherit, Resources
 from ..._payload import Payload
 from ...oncluster import k8s_entry
 from ...oncluster import runner as _runner
 from ..base import Submission
+from .extra import apply_extra
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_KEY = "clustrix.io/key"
@@ -48,8 +48,6 @@ SECRET_LIMIT = 1024 * 1024  # the API server refuses Secrets whose data exceed 1
 RESULT_LIMIT = 4 * 1024 * 1024  # kubelets rotate container logs at 10 MiB by default
 LOCAL_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _RESERVED_LABELS = (LABEL_MANAGED_BY, LABEL_KEY, LABEL_CLIENT)
-_NOT_OVERRIDABLE = ("containers", "restartPolicy")
-_CONTAINER_LISTS = ("env", "envFrom", "volumeMounts")
 
 
 def dns_label(text: str, max_length: int = 63) -> str:
@@ -164,9 +162,9 @@ def _resources(resources: Resources) -> dict[str, dict[str, str]]:
 
 def check_supported(resources: Resources, config: ClusterConfig) -> None:
     """Refuse options that mean nothing on Kubernetes, before anything is created."""
-    if resources.environment != "inherit":
+    if not isinstance(resources.environment, Inherit):
         raise ConfigError(
-            f"environment={resources.environment!r} is not supported on Kubernetes: the "
+            f"environment={str(resources.environment)!r} is not supported on Kubernetes: the "
             "pod runs the image's Python; build an image with what the function needs "
             "and set k8s_image"
         )
@@ -239,7 +237,7 @@ def job_manifest(
         "labels": dict(labels),
         "annotations": {ANNOTATION_FUNCTION: function[:250]},
     }
-    _apply_extra(metadata, pod, container, dict(resources.extra))
+    apply_extra(metadata, pod, container, dict(resources.extra), reserved=_RESERVED_LABELS)
     spec: dict[str, Any] = {
         "completions": elements,
         "parallelism": min(elements, resources.max_concurrent or elements),
@@ -262,60 +260,6 @@ def job_manifest(
 
 def _all_paths() -> list[str]:
     return [p for p, _ in _support_files()] + ["function.pkl", "args.bin", "spec.json"]
-
-
-def _apply_extra(
-    metadata: dict[str, Any], pod: dict[str, Any], container: dict[str, Any], extra: dict[str, Any]
-) -> None:
-    """Merge the user's pod-spec fragment: lists are appended, mappings merged."""
-    for key, value in extra.items():
-        if key in ("labels", "annotations"):
-            if not isinstance(value, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-            ):
-                raise ConfigError(f"extra[{key!r}] must map strings to strings")
-            if key == "labels" and set(value) & set(_RESERVED_LABELS):
-                raise ConfigError(f"extra['labels'] may not set {', '.join(_RESERVED_LABELS)}")
-            metadata[key].update(value)
-        elif key in _NOT_OVERRIDABLE:
-            raise ConfigError(
-                f"extra[{key!r}] cannot be overridden on Kubernetes; use extra['container'] "
-                "to change the task's container"
-            )
-        elif key == "container":
-            if not isinstance(value, Mapping):
-                raise ConfigError("extra['container'] must be a mapping (container fields)")
-            for field, part in value.items():
-                container[field] = _merge(container.get(field), part)
-        elif key in _CONTAINER_LISTS:
-            container[key] = _merge(container.get(key), _as_list(key, value))
-        else:
-            pod[key] = _merge(pod.get(key), _plain(value))
-
-
-def _as_list(key: str, value: Any) -> list[Any]:
-    if not isinstance(value, list | tuple):
-        raise ConfigError(f"extra[{key!r}] must be a list")
-    return list(_plain(value))
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-compatible deep copy (also refuses what JSON cannot carry)."""
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"extra holds a value Kubernetes cannot take: {exc}") from None
-
-
-def _merge(base: Any, addition: Any) -> Any:
-    if isinstance(base, dict) and isinstance(addition, Mapping):
-        merged = dict(base)
-        for key, value in addition.items():
-            merged[key] = _merge(merged.get(key), value)
-        return merged
-    if isinstance(base, list) and isinstance(addition, list | tuple):
-        return base + list(addition)
-    return copy.deepcopy(addition)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from ...oncluster import agent as _agent
 from ...oncluster import runner as _runner
 from ...transport.base import CommandResult, Transport
 from ..base import Submission
+from .scripts import command_setup
 
 LOCAL_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -136,8 +137,9 @@ class RemoteArea:
     async def run_python(
         self, argv: Sequence[str], *, check: bool = True, stdin: bytes | None = None
     ) -> CommandResult:
-        """Run a Python command with the configured modules/conda environment loaded."""
-        setup = environment_setup(self.config)
+        """Run a Python command in the environment a job sets up (``templates/
+        environment.sh.j2``: modules, conda, variables, pre_execution_commands)."""
+        setup = command_setup(self.config)
         if not setup:
             return await self.transport.run(argv, check=check, stdin=stdin)
         script = setup + '\nexec "$@"\n'
@@ -172,20 +174,3 @@ class RemoteArea:
             stdin=json.dumps(request).encode(),
         )
         return json.loads(result.stdout)
-
-
-def environment_setup(config: ClusterConfig) -> str:
-    """Shell lines loading modules and activating conda for a command (quoted)."""
-    import shlex
-
-    lines = []
-    if config.module_loads:
-        lines.append(
-            "command -v module >/dev/null 2>&1 || for f in /etc/profile.d/lmod.sh "
-            '/etc/profile.d/modules.sh; do [ -r "$f" ] && . "$f"; done'
-        )
-        lines += [f"module load {shlex.quote(name)}" for name in config.module_loads]
-    if config.conda_env_name:
-        lines.append('eval "$(conda shell.bash hook 2>/dev/null)"')
-        lines.append(f"conda activate {shlex.quote(config.conda_env_name)}")
-    return "\n".join(lines)

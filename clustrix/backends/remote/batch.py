@@ -13,25 +13,18 @@ from __future__ import annotations
 import asyncio
 import math
 import posixpath
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError, CommandError, SubmissionError
 from ..._states import JobState
-from ...schedulers import (
-    ArraySpec,
-    BatchResources,
-    Scheduler,
-    get_scheduler,
-    pbs,
-    render_script,
-)
+from ...schedulers import ArraySpec, BatchResources, Scheduler, render_script, scheduler_for
 from ...schedulers.base import TaskStatus
 from ...transport.base import Transport
 from ..base import Submission
-from .batch_fates import DROPPED, Unstarted, fate_from_files, merge_fates
+from .batch_fates import DROPPED, BatchRun, Part, Unstarted, fate_from_files, merge_fates
 from .runs import Fate, RemoteRunsBackend, Run
 from .scripts import script_context
 
@@ -42,34 +35,16 @@ _ELEMENT_BUDGET = 1800  # seconds of declared work per packed element, at most
 _TARGET_ELEMENTS = 64  # launches a packed sweep aims for
 
 
-@dataclass(frozen=True)
-class Part:
-    """One array submission of a run: elements ``offset .. offset+count-1``."""
-
-    offset: int
-    count: int
-    master: str
-    resources: BatchResources
-    addressable: bool = True  # False: Slurm's Torque wrappers (see clustrix.schedulers.pbs)
-
-    def element_id(self, scheduler: Scheduler, element: int) -> str:
-        if not self.addressable and self.resources.array is not None:
-            return f"{self.master}[{element - self.offset}]"  # Torque's notation, for show
-        return scheduler.element_job_id(self.master, element - self.offset, self.resources)
-
-
 class BatchBackend(RemoteRunsBackend):
     """SLURM, PBS or SGE over the pooled transport (SSH, or local on the login node)."""
 
     def __init__(self, config: ClusterConfig, transport: Transport) -> None:
         super().__init__(config, transport, f"{config.cluster_type} {config.cluster_host or ''}")
-        dialect = "torque" if config.pbs_dialect == "auto" else config.pbs_dialect
-        self.scheduler: Scheduler = get_scheduler(config.cluster_type, dialect)
+        self.scheduler: Scheduler = scheduler_for(config)
         self._max_array: int | None = config.max_array_size
         self._missing_since: dict[tuple[str, int], float] = {}
-        self._pbs_dialect: Literal["pro", "torque"] = "pro" if dialect == "pro" else "torque"
-        self._addressable = True
-        self._probed = config.cluster_type != "pbs" or config.pbs_dialect != "auto"
+        self._probed = False
+        self._batch: weakref.WeakKeyDictionary[Run, BatchRun] = weakref.WeakKeyDictionary()
 
     def plan(self, submission: Submission) -> int:
         """Tasks per array element.
@@ -90,12 +65,11 @@ class BatchBackend(RemoteRunsBackend):
     async def _array_limit(self) -> int:
         if self._max_array is None:
             self._max_array = 1000  # a cautious default where the scheduler cannot say
-            if self.scheduler.NAME == "slurm":
-                from ...schedulers import slurm
-
-                out = await self._area.transport.run(slurm.config_argv(), check=False)
+            argv = self.scheduler.array_limit_argv()
+            if argv is not None:
+                out = await self._area.transport.run(argv, check=False)
                 if out.exit_status == 0:
-                    self._max_array = slurm.parse_max_array_size(out.stdout)
+                    self._max_array = self.scheduler.parse_array_limit(out.stdout) or 1000
         return self._max_array
 
     def _resources(self, run: Run, count: int, array: bool) -> BatchResources:
@@ -113,35 +87,29 @@ class BatchBackend(RemoteRunsBackend):
             account=resources.account,
             extra={k: str(v) if isinstance(v, float) else v for k, v in resources.extra.items()},
             array=ArraySpec(count, throttle) if array else None,
-            sge_pe=self._config.sge_pe,
-            pbs_dialect=self._pbs_dialect,
         )
 
     async def _probe(self) -> None:
-        """pbs_dialect="auto": ask qstat which PBS this is (once)."""
-        if self._probed:
-            return
-        answer = await self._area.transport.run(pbs.probe_argv(), check=False)
-        flavour = pbs.parse_probe(answer.stdout)
-        self._pbs_dialect = pbs.FLAVOUR_DIALECT[flavour]
-        self.scheduler = get_scheduler("pbs", self._pbs_dialect)
-        self._addressable = pbs.FLAVOUR_ARRAYS[flavour]
+        """Ask which variant of its scheduler the cluster runs, if that matters (once)."""
+        argv = None if self._probed else self.scheduler.probe_argv()
+        if argv is not None:
+            answer = await self._area.transport.run(argv, check=False)
+            self.scheduler = self.scheduler.probed(answer.stdout)
         self._probed = True
 
     async def launch(self, run: Run) -> None:
         await self._probe()
         limit = await self._array_limit()
         sweep = len(run.submission.jobs) > 1 or run.submission.jobs[0].index is not None
-        parts: list[Part] = []
+        state = self._batch[run] = BatchRun()
         try:
             for offset in range(0, run.elements, limit):
                 count = min(limit, run.elements - offset)
                 resources = self._resources(run, count, array=sweep and count > 1)
-                parts.append(await self._submit_part(run, offset, count, resources))
+                state.parts.append(await self._submit_part(run, offset, count, resources))
         except BaseException:
-            await self._withdraw(run, parts)
+            await self._withdraw(run, state.parts)
             raise
-        run.native["parts"] = parts
 
     async def _submit_part(
         self, run: Run, offset: int, count: int, resources: BatchResources
@@ -155,8 +123,6 @@ class BatchBackend(RemoteRunsBackend):
             offset,
             run.native.get("venv"),
         )
-        if not self._addressable:  # Slurm's Torque wrappers: what sbatch makes of the path
-            pbs.check_wrapper_log_dir(resources.log_dir)
         script = render_script(scheduler, resources, context)
         path = posixpath.join(run.directory, f"job-{offset}.sh")
         await area.transport.write_file(path, script.encode())
@@ -166,26 +132,30 @@ class BatchBackend(RemoteRunsBackend):
         except ClusterConnectionError as error:
             if not error.transient:
                 raise
-            master = await self._find_submitted(run, offset)  # at most once
+            master = await self._find_submitted(run)  # at most once
             if master is None:
                 result = await area.transport.run(argv, check=False)
             else:
-                return Part(offset, count, master, resources, self._addressable)
+                return Part(offset, count, master, resources)
         if result.exit_status != 0:
             message = (result.stderr.strip() or result.stdout.strip())[-2000:]
+            # The answer may be lost after the scheduler recorded the job: look first.
+            if scheduler.submit_error_is_transient(message):
+                master = await self._find_submitted(run)
+                if master is not None:
+                    return Part(offset, count, master, resources)
             raise SubmissionError(
                 f"{scheduler.NAME} refused the job: {message}", argv=argv, stderr=message
             )
-        master = scheduler.parse_submit(result.stdout)
-        return Part(offset, count, master, resources, self._addressable)
+        return Part(offset, count, scheduler.parse_submit(result.stdout), resources)
 
-    async def _find_submitted(self, run: Run, offset: int) -> str | None:
-        """After a lost connection: did the submission reach the scheduler?"""
+    async def _find_submitted(self, run: Run) -> str | None:
+        """After a lost answer: did the submission reach the scheduler?"""
         scheduler = self.scheduler
         found = await self._area.transport.run(
             scheduler.lookup_argv(run.submission.key), check=False
         )
-        known = {p.master for p in run.native.get("parts", [])}
+        known = {p.master for p in self._batch[run].parts}
         fresh = [m for m in scheduler.parse_lookup(found.stdout) if m not in known]
         return fresh[0] if fresh else None
 
@@ -198,11 +168,11 @@ class BatchBackend(RemoteRunsBackend):
 
     # -- observing -----------------------------------------------------------------------
     async def observe(self, runs: Sequence[Run]) -> dict[Run, dict[int, Fate]]:
-        if not self._addressable:
+        if not self.scheduler.addressable:
             await self._observe_by_name(runs)
             return {}
         scheduler, transport = self.scheduler, self._area.transport
-        masters = [part.master for run in runs for part in run.native["parts"]]
+        masters = [part.master for run in runs for part in self._batch[run].parts]
         result = await transport.run(scheduler.status_argv(masters), check=False)
         self.poll_commands += 1
         if result.exit_status != 0 and not scheduler.status_error_is_benign(
@@ -220,8 +190,8 @@ class BatchBackend(RemoteRunsBackend):
         missing = [
             (run, part, element)
             for run in runs
-            for part in run.native["parts"]
-            for element in range(part.offset, part.offset + part.count)
+            for part in self._batch[run].parts
+            for element in part.elements
             if element in run.live and part.element_id(scheduler, element) not in statuses
         ]
         listed = set(statuses)  # what the live queue lists, before accounting
@@ -231,8 +201,8 @@ class BatchBackend(RemoteRunsBackend):
         fates: dict[Run, dict[int, Fate]] = {}
         known_parts: dict[int, bool] = {}
         for run in runs:
-            for part in run.native["parts"]:
-                for element in range(part.offset, part.offset + part.count):
+            for part in self._batch[run].parts:
+                for element in part.elements:
                     if element not in run.live:
                         continue
                     element_id = part.element_id(scheduler, element)
@@ -251,25 +221,23 @@ class BatchBackend(RemoteRunsBackend):
         """Does the live queue still list the part (its array record or an element)?"""
         if part.master in listed:
             return True
-        ids = (
-            part.element_id(self.scheduler, e) for e in range(part.offset, part.offset + part.count)
-        )
+        ids = (part.element_id(self.scheduler, e) for e in part.elements)
         return any(i in listed for i in ids)
 
     async def _observe_by_name(self, runs: Sequence[Run]) -> None:
-        """Slurm's Torque wrappers: elements run under ids nobody can predict, so the
-        job name says whether a run still has live jobs; the runner's files say the
-        rest (element_fate)."""
-        result = await self._area.transport.run(pbs.jobs_by_name_argv(), check=False)
+        """Elements no one can address by id (Slurm's Torque wrappers): the job name
+        says whether a run still has live jobs; the runner's files say the rest
+        (element_fate)."""
+        argv = self.scheduler.jobs_by_name_argv()
+        result = await self._area.transport.run(argv, check=False)
         self.poll_commands += 1
-        by_name = pbs.parse_jobs_by_name(result.stdout)
-        unstarted = pbs.parse_unstarted_by_name(result.stdout)
+        by_name = self.scheduler.parse_jobs_by_name(result.stdout)
         now = self._now()
         for run in runs:
-            states = by_name.get(run.submission.key, [])
-            live = any(not state.final for state in states)
-            run.native["ended"] = not live and now - run.started > _YOUNG / 3
-            run.native["dropped"] = run.submission.key in unstarted
+            named = by_name.get(run.submission.key)
+            state = self._batch[run]
+            state.ended = not (named and named.live) and now - run.started > _YOUNG / 3
+            state.dropped = bool(named and named.dropped)
 
     async def _accounting(self, masters: set[str]) -> dict[str, TaskStatus]:
         argv = self.scheduler.accounting_argv(sorted(masters))
@@ -316,25 +284,23 @@ class BatchBackend(RemoteRunsBackend):
 
     def element_fate(self, run: Run, element: int, report: dict[str, Any]) -> Fate | None:
         fate = super().element_fate(run, element, report)
-        element_id = _part(run, element).element_id(self.scheduler, element)
+        element_id = self._part(run, element).element_id(self.scheduler, element)
         if fate is None:
-            return None if self._addressable else fate_from_files(run, element_id, report)
+            if self.scheduler.addressable:
+                return None
+            return fate_from_files(run, self._batch[run], element_id, report)
         if fate.exit_code == 0:  # finished normally; the results say the rest
             return Fate(JobState.COMPLETED, element_id, exit_code=0)
         return Fate(fate.state, element_id, exit_code=fate.exit_code)
 
     def log_path(self, run: Run, element: int) -> str | None:
-        part = _part(run, element)
+        part = self._part(run, element)
         return self.scheduler.log_paths(part.resources, part.master, element - part.offset)[1]
 
     async def _cancel_unaddressable(self, run: Run, elements: Sequence[int]) -> set[int]:
         """A whole array goes with one qdel; single elements get a cancel marker (they
         will not start; one already running cannot be reached through the wrappers)."""
-        whole = [
-            p
-            for p in run.native["parts"]
-            if set(range(p.offset, p.offset + p.count)) & run.live <= set(elements)
-        ]
+        whole = [p for p in self._batch[run].parts if set(p.elements) & run.live <= set(elements)]
         if whole:
             argv = self.scheduler.cancel_argv([p.master for p in whole])
             await self._area.transport.run(argv, check=False)
@@ -346,18 +312,18 @@ class BatchBackend(RemoteRunsBackend):
         return asyncio.get_running_loop().time()
 
     def initial_job_id(self, run: Run, element: int) -> str | None:
-        return _part(run, element).element_id(self.scheduler, element)
+        return self._part(run, element).element_id(self.scheduler, element)
 
     # -- cancelling ----------------------------------------------------------------------
     async def cancel_elements(self, run: Run, elements: Sequence[int]) -> set[int]:
         if not elements:
             return set()
-        if not self._addressable:
+        if not self.scheduler.addressable:
             return await self._cancel_unaddressable(run, elements)
-        parts: list[Part] = run.native["parts"]
+        parts = self._batch[run].parts
         ids = []
         for part in parts:
-            mine = [e for e in elements if part.offset <= e < part.offset + part.count]
+            mine = [e for e in elements if e in part.elements]
             if len(mine) == part.count:
                 ids.append(part.master)  # the whole array: one id
             else:
@@ -377,8 +343,6 @@ class BatchBackend(RemoteRunsBackend):
             e for e in elements if all(jobs[t].state is JobState.QUEUED for t in run.tasks_of(e))
         }
 
-
-def _part(run: Run, element: int) -> Part:
-    """The array submission of `run` that holds `element`."""
-    parts: list[Part] = run.native["parts"]
-    return next(p for p in parts if p.offset <= element < p.offset + p.count)
+    def _part(self, run: Run, element: int) -> Part:
+        """The array submission of `run` that holds `element`."""
+        return next(p for p in self._batch[run].parts if element in p.elements)

@@ -1,4 +1,5 @@
-"""How the batch backend combines the scheduler's word with the runner's own files.
+"""The batch backend's record of a run, and how it combines the scheduler's word with
+the runner's own files.
 
 The job script records the runner's exit status (``elements/E.exit``) and its pid
 (``elements/E.pid``) on the cluster's filesystem. Those files are exact where the
@@ -10,13 +11,43 @@ apart from one that ran by the absence of both files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..._states import JobState
+from ...schedulers import BatchResources, Scheduler
 from .runs import Fate, Run
 
 DROPPED = "cancelled outside clustrix before it started"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One array submission of a run: elements ``offset .. offset+count-1``."""
+
+    offset: int
+    count: int
+    master: str
+    resources: BatchResources
+
+    @property
+    def elements(self) -> range:
+        return range(self.offset, self.offset + self.count)
+
+    def element_id(self, scheduler: Scheduler, element: int) -> str:
+        return scheduler.element_job_id(self.master, element - self.offset, self.resources)
+
+
+@dataclass
+class BatchRun:
+    """What the batch backend keeps about one run: its array submissions and, for
+    elements no one can address, what the jobs-by-name listing said about the run
+    as a whole (``ended``: no live job left; ``dropped``: one was deleted while it
+    waited)."""
+
+    parts: list[Part] = field(default_factory=list)
+    ended: bool = False
+    dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,13 +73,14 @@ def merge_fates(fate: Fate | None, found: Fate | None, report: dict[str, Any]) -
     return Fate(state, fate.job_id, fate.reason, found.exit_code)
 
 
-def fate_from_files(run: Run, element_id: str, report: dict[str, Any]) -> Fate | None:
-    """Slurm's Torque wrappers, no exit file: running (pid file), waiting, deleted
-    before it started, or ended without a word (``run.native`` holds what the
-    wrappers' qstat said about the run as a whole)."""
-    if not run.native.get("ended"):
+def fate_from_files(
+    run: Run, state: BatchRun, element_id: str, report: dict[str, Any]
+) -> Fate | None:
+    """An element no one can address (Slurm's Torque wrappers), no exit file: running
+    (pid file), waiting, deleted before it started, or ended without a word."""
+    if not state.ended:
         return Fate(JobState.RUNNING, element_id) if report.get("pid") else None
-    if run.native.get("dropped") and not report.get("pid"):
+    if state.dropped and not report.get("pid"):
         return Fate(JobState.CANCELLED, element_id, DROPPED)  # qdel'ed while queued
     limit = run.submission.resources.time
     started, now = report.get("started"), report.get("now")

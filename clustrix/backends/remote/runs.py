@@ -26,6 +26,7 @@ from ..._config import ClusterConfig
 from ..._environment import EnvironmentSpec, mentioned_modules, spec_for_modules
 from ..._exceptions import ClusterConnectionError, CommandError
 from ..._job import Job
+from ..._options import Replicate, Venv
 from ..._payload import decode_result
 from ..._states import JobState
 from ..._tasks import TaskSet
@@ -146,10 +147,10 @@ class RemoteRunsBackend(Backend):
         run = Run(submission, directory, chunksize, elements, loop.time())
         run.live, run.uncollected = set(range(elements)), set(range(count))
         environment = submission.resources.environment
-        if environment == "replicate":
+        if isinstance(environment, Replicate):
             run.native["venv"] = await self._replicate(submission)
-        elif environment.startswith(("venv:", "/", "~")):
-            run.native["venv"] = await self._area.expand(environment.removeprefix("venv:"))
+        elif isinstance(environment, Venv):
+            run.native["venv"] = await self._area.expand(environment.path)
         await self.launch(run)
         self._runs[submission.key] = run
         for position, job in enumerate(submission.jobs):

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..._config import ClusterConfig
-from ..._options import Resources
+from ..._options import Conda, Options, Resources
 from ...schedulers.base import BatchResources
-from ...schedulers.render import ScriptContext, render_script
+from ...schedulers.render import ScriptContext, render_script, render_setup
 
 
 class _DetachedProcess:
-    """The `Scheduler` shape for plain detached processes: no directives, and the
-    element index is the script's first argument."""
+    """The script kind of plain detached processes: no directives, and the element
+    index is the script's first argument."""
 
-    NAME = "ssh"
-    TEMPLATE = "ssh.sh.j2"
-    element_index_expr = "${1:?element index}"
+    NAME: ClassVar[str] = "ssh"
+    TEMPLATE: ClassVar[str] = "ssh.sh.j2"
+    element_index_expr: ClassVar[str] = "${1:?element index}"
 
-    @staticmethod
-    def directives(res: BatchResources) -> list[str]:
+    def directives(self, res: BatchResources) -> list[str]:
         return []
 
 
@@ -30,25 +31,19 @@ def script_context(
     run_dir: str,
     runner: str,
     offset: int = 0,
-    replicated: str | None = None,
+    venv: str | None = None,
 ) -> ScriptContext:
     """How a job script sets up the task's environment and starts the runner.
 
-    `replicated` is the absolute path of the venv the task runs in: the one built for
+    `venv` is the absolute path of the venv the task runs in: the one built for
     `environment="replicate"`, or the user's own (`"venv:<path>"` or a bare path). Its
     own Python runs the task, whatever `python_executable` says.
     """
     environment = resources.environment
-    conda = environment.removeprefix("conda:") if environment.startswith("conda:") else None
-    bare_name = ":" not in environment and not environment.startswith(("/", "~"))
-    if conda is None and environment not in ("inherit", "replicate") and bare_name:
-        conda = environment  # a bare name is a conda environment (the seed's meaning)
-    venv = None
-    if replicated is not None:  # a venv: the replicated one, or the user's (resolved)
-        conda, venv = None, replicated
+    conda = environment.name if isinstance(environment, Conda) and venv is None else None
     return ScriptContext(
         run_dir=run_dir,
-        python=f"{replicated}/bin/python" if replicated else config.python_executable,
+        python=f"{venv}/bin/python" if venv else config.python_executable,
         runner=runner,
         element_offset=offset,
         module_loads=list(config.module_loads),
@@ -59,15 +54,24 @@ def script_context(
     )
 
 
+def command_setup(config: ClusterConfig) -> str:
+    """The job scripts' environment setup (``bash -c`` script, "" if none) for commands
+    clustrix runs outside a job with `python_executable`, such as the remote Python
+    version check: the configured modules, conda environment, variables and
+    pre_execution_commands, exactly as a job sets them up."""
+    resources = Options().resolve(config)
+    return render_setup(script_context(config, resources, run_dir="", runner=""))
+
+
 def render_ssh_script(
     config: ClusterConfig,
     resources: Resources,
     run_dir: str,
     runner: str,
     key: str,
-    replicated: str | None = None,
+    venv: str | None = None,
 ) -> str:
     """The ``job.sh`` of an `ssh` run (one element per invocation)."""
-    context = script_context(config, resources, run_dir, runner, replicated=replicated)
+    context = script_context(config, resources, run_dir, runner, venv=venv)
     batch = BatchResources(job_name=key, log_dir=f"{run_dir}/logs")
-    return render_script(DETACHED, batch, context)  # type: ignore[arg-type]
+    return render_script(DETACHED, batch, context)
