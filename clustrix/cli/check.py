@@ -16,7 +16,8 @@ from rich.table import Table
 
 from .._config import ClusterConfig
 from .._exceptions import AuthenticationError, ClustrixError, HostKeyError
-from ..backends.remote.area import LOCAL_PYTHON, environment_setup
+from ..backends.remote.area import LOCAL_PYTHON
+from ..backends.remote.scripts import command_setup
 from ..transport.base import CommandResult, Transport
 from ..transport.local import LocalTransport
 from ..transport.ssh import SSHTransport
@@ -83,7 +84,7 @@ async def _checks(config: ClusterConfig, transport: Transport) -> list[Item]:
 
 async def _check_python(config: ClusterConfig, transport: Transport) -> Item:
     python = config.python_executable
-    setup = environment_setup(config)
+    setup = command_setup(config)
     argv = [python, "-c", _VERSION]
     if setup:
         argv = ["bash", "-c", setup + '\nexec "$@"\n', "bash", *argv]

@@ -21,9 +21,10 @@ import typer
 
 from .._config import ClusterConfig
 from .._decorator import RemoteFunction
+from .._options import Replicate, Venv
 from ..backends.remote.area import support_bundle
 from ..backends.remote.scripts import render_ssh_script, script_context
-from ..schedulers import ArraySpec, BatchResources, PbsDialect, get_scheduler, render_script
+from ..schedulers import ArraySpec, BatchResources, render_script, scheduler_for
 from ._output import Problem, err_console
 
 ScriptType = Literal["slurm", "pbs", "sge", "ssh"]
@@ -50,17 +51,16 @@ def render_job_script(fn: RemoteFunction[..., Any], config: ClusterConfig, tasks
     runner = posixpath.join(_WORK_STANDIN, "cache", support_bundle()[0], "_runner.py")
     environment = resources.environment
     venv: str | None = None
-    if environment == "replicate":
+    if isinstance(environment, Replicate):
         venv = posixpath.join(_WORK_STANDIN, "envs", "<environment-hash>")
-    elif environment.startswith(("venv:", "/", "~")):
-        venv = environment.removeprefix("venv:")
+    elif isinstance(environment, Venv):
+        venv = environment.path
     script_path = posixpath.join(run_dir, "job-0.sh")
     if config.cluster_type == "ssh":
         script = render_ssh_script(config, resources, run_dir, runner, _KEY_STANDIN, venv)
         submit = f"setsid nohup sh {script_path} ELEMENT (one per task, from the driver)"
     else:
-        dialect: PbsDialect = "pro" if config.pbs_dialect == "pro" else "torque"
-        scheduler = get_scheduler(config.cluster_type, dialect)
+        scheduler = scheduler_for(config)  # pbs_dialect "auto": shown as Torque
         batch = BatchResources(
             job_name=_KEY_STANDIN,
             log_dir=posixpath.join(run_dir, "logs"),
@@ -73,8 +73,6 @@ def render_job_script(fn: RemoteFunction[..., Any], config: ClusterConfig, tasks
             account=resources.account,
             extra={k: str(v) if isinstance(v, float) else v for k, v in resources.extra.items()},
             array=ArraySpec(tasks, resources.max_concurrent) if tasks > 1 else None,
-            sge_pe=config.sge_pe,
-            pbs_dialect=dialect,
         )
         context = script_context(config, resources, run_dir, runner, 0, venv)
         script = render_script(scheduler, batch, context)
