@@ -22,10 +22,10 @@ from typing import Any
 
 from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError, CommandError
-from ..._job import Job
+from ..._job import JobControl
 from ..._states import JobState
 from ..._tasks import TaskSet
-from ..base import Backend, Stream, Submission
+from ..base import Backend, Stream, Submission, wait_all
 from . import manifests
 from .api import (
     ApiError,
@@ -70,8 +70,8 @@ class KubernetesBackend(Backend):
         self._log_reads: asyncio.Semaphore | None = None
         self._refusal: ApiError | None = None  # the watch's last 401/403, until a list works
         self._runs: dict[str, Run] = {}  # by submission key (the pods' label)
-        self._where: dict[Job[Any], Run] = {}
-        self._output: weakref.WeakKeyDictionary[Job[Any], str] = weakref.WeakKeyDictionary()
+        self._where: dict[JobControl[Any], Run] = {}
+        self._output: weakref.WeakKeyDictionary[JobControl[Any], str] = weakref.WeakKeyDictionary()
 
     # -- connection and watches ------------------------------------------------------------
     async def _connect(self) -> KubeApi:
@@ -333,8 +333,8 @@ class KubernetesBackend(Backend):
             log.warning("could not delete Kubernetes %s %s: %s", kind, name, exc)
 
     # -- cancel, output, close -------------------------------------------------------------
-    async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
-        by_run: dict[str, tuple[Run, list[Job[Any]]]] = {}
+    async def cancel(self, jobs: Sequence[JobControl[Any]]) -> None:
+        by_run: dict[str, tuple[Run, list[JobControl[Any]]]] = {}
         for job in jobs:
             job.mark_cancel_requested()  # a submission still in flight cancels on arrival
             run = self._where.get(job)
@@ -342,9 +342,9 @@ class KubernetesBackend(Backend):
                 by_run.setdefault(run.submission.key, (run, []))[1].append(job)
         for run, chosen in by_run.values():
             await self._cancel_in_run(run, chosen)
-        await asyncio.gather(*(job._wait() for job in jobs), return_exceptions=True)
+        await wait_all(jobs)
 
-    async def _cancel_in_run(self, run: Run, chosen: list[Job[Any]]) -> None:
+    async def _cancel_in_run(self, run: Run, chosen: list[JobControl[Any]]) -> None:
         remaining = run.unfinished()
         if set(remaining) <= set(chosen):
             # Everything left is cancelled: delete the Job; its pods and Secret follow.
@@ -367,7 +367,7 @@ class KubernetesBackend(Backend):
                 await self._delete("pod", element.pod)
         # Elements without a pod yet are stopped when their pod appears (_on_pod).
 
-    async def read_output(self, job: Job[Any], stream: Stream) -> str:
+    async def read_output(self, job: JobControl[Any], stream: Stream) -> str:
         """The task's output. Kubernetes keeps ONE log per container, so stdout and
         stderr both return it (the two streams interleaved)."""
         if job in self._output:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..._exceptions import EnvironmentMismatchError, ResultIntegrityError, SerializationError
-from ..._job import Job
+from ..._job import JobControl
 from ..._payload import decode_result
 from ..._states import JobState
 from ..base import Submission
@@ -72,7 +72,7 @@ class Run:
     def element_of(self, position: int) -> Element:
         return self.elements[position // self.chunksize]
 
-    def unfinished(self) -> list[Job[Any]]:
+    def unfinished(self) -> list[JobControl[Any]]:
         return [job for job in self.submission.jobs if not job.done()]
 
     def disarm(self) -> None:
@@ -87,7 +87,7 @@ def resolve(
     view: PodView,
     *,
     fallback: tuple[JobState, str] | None,
-    outputs: MutableMapping[Job[Any], str],
+    outputs: MutableMapping[JobControl[Any], str],
 ) -> None:
     """Resolve each task of an ended pod from its log; `fallback` for tasks without one.
 

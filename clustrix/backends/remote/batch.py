@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError, CommandError, SubmissionError
 from ..._states import JobState
+from ...oncluster.protocol import ElementReport
 from ...schedulers import (
     ArraySpec,
     BatchResources,
@@ -103,7 +103,7 @@ class BatchBackend(RemoteRunsBackend):
         throttle = resources.max_concurrent if array else None
         return BatchResources(
             job_name=submission.key,
-            log_dir=posixpath.join(run.directory, "logs"),
+            log_dir=run.layout.logs,
             cores=resources.cores,
             memory=resources.memory,
             time=resources.time * run.chunksize if resources.time else None,
@@ -153,12 +153,12 @@ class BatchBackend(RemoteRunsBackend):
             run.directory,
             area.runner,
             offset,
-            run.native.get("venv"),
+            run.venv,
         )
         if not self._addressable:  # Slurm's Torque wrappers: what sbatch makes of the path
             pbs.check_wrapper_log_dir(resources.log_dir)
         script = render_script(scheduler, resources, context)
-        path = posixpath.join(run.directory, f"job-{offset}.sh")
+        path = run.layout.job_script(offset)
         await area.transport.write_file(path, script.encode())
         argv = scheduler.submit_argv(path, resources)
         try:
@@ -304,7 +304,7 @@ class BatchBackend(RemoteRunsBackend):
         return lost
 
     def merge_fate(
-        self, run: Run, element: int, fate: Fate | None, report: dict[str, Any]
+        self, run: Run, element: int, fate: Fate | None, report: ElementReport
     ) -> Fate | None:
         """The scheduler's state, with the exit status the job script recorded.
 
@@ -314,7 +314,7 @@ class BatchBackend(RemoteRunsBackend):
         clustrix if it never started (no pid or exit file)."""
         return merge_fates(fate, self.element_fate(run, element, report), report)
 
-    def element_fate(self, run: Run, element: int, report: dict[str, Any]) -> Fate | None:
+    def element_fate(self, run: Run, element: int, report: ElementReport) -> Fate | None:
         fate = super().element_fate(run, element, report)
         element_id = _part(run, element).element_id(self.scheduler, element)
         if fate is None:
@@ -338,9 +338,7 @@ class BatchBackend(RemoteRunsBackend):
         if whole:
             argv = self.scheduler.cancel_argv([p.master for p in whole])
             await self._area.transport.run(argv, check=False)
-        request = {"runs": [{"dir": run.directory, "elements": list(elements)}]}
-        answer = await self._area.agent_call("cancel", request)
-        return set(answer.get("prevented", {}).get(run.directory, []))
+        return await self._area.cancel(run.directory, elements)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()

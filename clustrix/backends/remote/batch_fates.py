@@ -11,9 +11,9 @@ apart from one that ran by the absence of both files.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ..._states import JobState
+from ...oncluster.protocol import ElementReport
 from .runs import Fate, Run
 
 DROPPED = "cancelled outside clustrix before it started"
@@ -27,7 +27,7 @@ class Unstarted(Fate):
     otherwise: Fate | None = None
 
 
-def merge_fates(fate: Fate | None, found: Fate | None, report: dict[str, Any]) -> Fate | None:
+def merge_fates(fate: Fate | None, found: Fate | None, report: ElementReport) -> Fate | None:
     """The scheduler's `fate`, with the exit status the job script recorded (`found`,
     from the agent's `report` of the element's files)."""
     if isinstance(fate, Unstarted):
@@ -42,7 +42,7 @@ def merge_fates(fate: Fate | None, found: Fate | None, report: dict[str, Any]) -
     return Fate(state, fate.job_id, fate.reason, found.exit_code)
 
 
-def fate_from_files(run: Run, element_id: str, report: dict[str, Any]) -> Fate | None:
+def fate_from_files(run: Run, element_id: str, report: ElementReport) -> Fate | None:
     """Slurm's Torque wrappers, no exit file: running (pid file), waiting, deleted
     before it started, or ended without a word (``run.native`` holds what the
     wrappers' qstat said about the run as a whole)."""
