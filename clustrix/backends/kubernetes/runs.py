@@ -16,10 +16,11 @@ from typing import Any
 from ..._exceptions import EnvironmentMismatchError, ResultIntegrityError, SerializationError
 from ..._job import JobControl
 from ..._payload import decode_result
+from ..._settle import Ending, settle
 from ..._states import JobState
 from ..base import Submission
 from .manifests import default_image
-from .status import PodLog, PodView, describe, stuck_hint
+from .status import PodLog, PodView, TaskLog, describe, stuck_hint
 
 OUTPUT_KEEP = 1 << 20  # characters of a finished task's output kept for stdout()
 
@@ -135,29 +136,59 @@ def resolve(
                     "truncated or corrupted; it was never unpickled"
                 )
             )
-        elif part is not None and part.timeout is not None:
-            job.fail(
-                JobState.TIMEOUT,
-                f"it ran longer than its time limit of {part.timeout} s",
-                exit_code=view.exit_code,
-                stderr_tail=output[-4000:],
-            )
-        elif fallback is not None:
-            job.fail(fallback[0], fallback[1], stderr_tail=output[-4000:])
-        elif view.state is JobState.COMPLETED:
-            job.fail(
-                JobState.LOST,
-                f"the pod {pod} succeeded but its log holds no result for this task (was "
-                "the pod deleted, or its log rotated?)",
-            )
         else:
-            never = "" if part is not None else "it never started: "
-            job.fail(
-                view.state,
-                never + describe(view, pod),
-                exit_code=view.exit_code,
-                stderr_tail=output[-4000:],
-            )
+            ending = _ending(run, element, part, view, fallback, output, job.cancel_requested)
+            _settle(job, ending)
+
+
+def _ending(
+    run: Run,
+    element: Element,
+    part: TaskLog | None,
+    view: PodView,
+    fallback: tuple[JobState, str] | None,
+    output: str,
+    cancel: bool,
+) -> Ending:
+    """What the pod's log and status say of a task that left no result."""
+    pod, tail = element.pod or run.name, output[-4000:]
+    if part is not None and part.timeout is not None:  # the entry point stopped it
+        return Ending(
+            JobState.TIMEOUT,
+            view.exit_code,
+            timed_out=True,
+            time_limit=part.timeout,
+            cancel_requested=cancel,
+            stderr_tail=tail,
+        )
+    if fallback is not None:  # its pod was deleted
+        return Ending(fallback[0], reason=fallback[1], cancel_requested=cancel, stderr_tail=tail)
+    if view.state is JobState.COMPLETED:
+        why = (
+            f"the pod {pod} succeeded but its log holds no result for this task (was the pod "
+            "deleted, or its log rotated?)"
+        )
+        return Ending(JobState.LOST, reason=why, cancel_requested=cancel)
+    never = "" if part is not None else "it never started: "
+    return Ending(
+        view.state,
+        view.exit_code,
+        time_limit=run.submission.resources.time,
+        cancel_requested=cancel,
+        stderr_tail=tail,
+        detail=never + describe(view, pod),
+    )
+
+
+def _settle(job: JobControl[Any], ending: Ending) -> None:
+    verdict = settle(ending)
+    job.fail(
+        verdict.state,
+        verdict.message,
+        exit_code=verdict.exit_code,
+        stderr_tail=verdict.stderr_tail,
+        reason=verdict.reason,
+    )
 
 
 def fail_unsettled(run: Run, state: JobState, reason: str, message: str) -> None:
