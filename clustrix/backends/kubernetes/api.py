@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clustrix")
 REQUEST_TIMEOUT = (30.0, 120.0)  # (connect, read) seconds of an ordinary request
+_LOG_READS = 16  # pod logs read at once
 
 
 class ApiError(Exception):
@@ -67,6 +68,7 @@ class KubeApi:
         self.batch: Any = kclient.BatchV1Api(api_client)
         self.core: Any = kclient.CoreV1Api(api_client)
         self._tasks = tasks
+        self._log_reads = asyncio.Semaphore(_LOG_READS)
 
     @classmethod
     async def connect(cls, config: ClusterConfig, tasks: TaskSet) -> KubeApi:
@@ -203,6 +205,57 @@ class KubeApi:
             raise api_error(status, body, f"GET log {name}")
         text: str = body.decode(errors="replace")
         return text
+
+    async def start_job(
+        self,
+        namespace: str,
+        job: dict[str, Any],
+        secret_for: Callable[[str], dict[str, Any]],
+        abandon: Callable[[], object],
+    ) -> None:
+        """Create the Job suspended, then its Secret (``secret_for(uid)``), then release
+        it; on any failure `abandon()`, delete the Job (its Secret goes with it), raise."""
+        name = job["metadata"]["name"]
+        try:
+            created = await self.create_job(namespace, job)
+            await self.create_secret(namespace, secret_for(created["metadata"]["uid"]))
+            await self.resume_job(namespace, name)
+        except BaseException as error:
+            abandon()  # before the deletion: its events must not settle the jobs
+            await finish_anyway(self.delete_quietly("Job", namespace, name))
+            if isinstance(error, ApiError):
+                raise submission_error(error, name, namespace) from None
+            raise
+
+    async def read_log(self, namespace: str, pod: str, container: str) -> str | None:
+        """`pod_log`, retried on server and network errors; None if it cannot be read."""
+        async with self._log_reads:
+            for attempt in range(4):
+                try:
+                    return await self.pod_log(namespace, pod, container)
+                except (ApiError, ClusterConnectionError) as exc:
+                    log.warning("reading the log of pod %s failed: %s", pod, exc)
+                    if isinstance(exc, ApiError) and exc.status < 500:
+                        return None  # e.g. the container never started: nothing to retry
+                    await asyncio.sleep(0.2 * 2**attempt)
+        return None
+
+    async def job_deleted(self, namespace: str, name: str) -> bool:
+        """True if the Job is gone or being deleted (False if that cannot be read)."""
+        try:
+            owner = await self.read_job(namespace, name)
+        except (ApiError, ClusterConnectionError) as exc:
+            log.warning("could not read Kubernetes Job %s: %s", name, exc)
+            return False
+        return owner is None or bool(owner["metadata"].get("deletionTimestamp"))
+
+    async def delete_quietly(self, kind: str, namespace: str, name: str) -> None:
+        """Delete a Job or a pod; a failure is logged, not raised (cleanup)."""
+        delete = self.delete_job if kind == "Job" else self.delete_pod
+        try:
+            await delete(namespace, name)
+        except (ApiError, ClusterConnectionError) as exc:
+            log.warning("could not delete Kubernetes %s %s: %s", kind, name, exc)
 
     def watcher(
         self,

@@ -80,6 +80,24 @@ class Run:
         for element in self.elements:
             element.disarm()
 
+    def queued(self) -> list[JobControl[Any]]:
+        """Mark the submitted jobs QUEUED (unless the watch was faster); return them all."""
+        jobs = self.submission.jobs
+        for element in self.elements:
+            for position in element.tasks:
+                if jobs[position].state is JobState.PENDING:
+                    jobs[position].set_state(JobState.QUEUED, job_id=element.job_id)
+        return [jobs[position] for element in self.elements for position in element.tasks]
+
+    def idle_pods(self) -> list[str]:
+        """Pods still running whose tasks all ended (cancelled): settled now, to stop."""
+        jobs, idle = self.submission.jobs, []
+        for element in self.elements:
+            if element.pod and not element.settled and all(jobs[p].done() for p in element.tasks):
+                element.settled = True
+                idle.append(element.pod)
+        return idle
+
 
 def resolve(
     run: Run,
