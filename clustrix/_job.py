@@ -12,6 +12,7 @@ from ._states import ERROR_FOR_STATE, JobState
 
 if TYPE_CHECKING:
     from ._client import Client
+    from ._settle import Verdict
     from .backends.base import Backend
 
 R = TypeVar("R")
@@ -279,6 +280,16 @@ class JobControl(Generic[R]):
             reason=job.reason,
         )
         self.set_exception(error, state)
+
+    def end(self, verdict: Verdict) -> None:
+        """End the job as `settle` decided (it left no result)."""
+        self.fail(
+            verdict.state,
+            verdict.message,
+            exit_code=verdict.exit_code,
+            stderr_tail=verdict.stderr_tail,
+            reason=verdict.reason,
+        )
 
     def reject(self, error: BaseException) -> None:
         """Resolve with an error of the whole submission (shared by its jobs)."""

@@ -251,13 +251,7 @@ class LocalBackend(Backend):
             cancel_requested=job.cancel_requested,
             stderr_tail=(err + worker_err)[-4000:],
         )
-        verdict = settle(ending)
-        job.fail(
-            verdict.state,
-            verdict.message,
-            exit_code=verdict.exit_code,
-            stderr_tail=verdict.stderr_tail,
-        )
+        job.end(settle(ending))
 
     def _maybe_cleanup(self, run: _Run) -> None:
         """Once a run is over, keep its files (stdout/stderr stay readable) for a while.

@@ -32,21 +32,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if __package__:
-    from .layout import CANCEL, ERR, EXIT, OUT, PID, RESULT, TIMEOUT, RunLayout
+    from . import layout as files
 else:  # on a cluster: shipped beside this file (found there even through a symlink)
-    _HERE = os.path.dirname(os.path.abspath(__file__))
-    if _HERE not in sys.path:
-        sys.path.insert(1, _HERE)
-    from clustrix_layout import (  # type: ignore[import-not-found,no-redef]
-        CANCEL,
-        ERR,
-        EXIT,
-        OUT,
-        PID,
-        RESULT,
-        TIMEOUT,
-        RunLayout,
-    )
+    sys.path[1:1] = [os.path.dirname(os.path.abspath(__file__))]
+    import clustrix_layout as files  # type: ignore[import-not-found,no-redef]
 
 if TYPE_CHECKING:
     from .protocol import (
@@ -85,7 +74,7 @@ def tail(path: str, limit: int = TAIL) -> str:
 
 def keep_scratch(scratch: str, task_base: str) -> None:
     """A task died mid-way: what it wrote to its scratch files becomes its own output."""
-    for suffix in (OUT, ERR):
+    for suffix in (files.OUT, files.ERR):
         with contextlib.suppress(OSError):
             os.replace(f"{scratch}.{suffix}", f"{task_base}.{suffix}")
 
@@ -107,9 +96,9 @@ def _alive(pid: int, run_dir: str) -> bool:
         return True
 
 
-def _element(layout: RunLayout, element: int, now: float) -> ElementReport:
-    pid_path = layout.element(element, PID)
-    pid_text, exit_text = _read(pid_path), _read(layout.element(element, EXIT))
+def _element(layout: files.RunLayout, element: int, now: float) -> ElementReport:
+    pid_path = layout.element(element, files.PID)
+    pid_text, exit_text = _read(pid_path), _read(layout.element(element, files.EXIT))
     pid = int(pid_text) if pid_text and pid_text.isdigit() else None
     try:
         started: float | None = os.path.getmtime(pid_path)
@@ -120,13 +109,13 @@ def _element(layout: RunLayout, element: int, now: float) -> ElementReport:
         "started": started,
         "alive": bool(pid) and exit_text is None and _alive(pid or 0, layout.dir),
         "exit": int(exit_text) if exit_text and exit_text.lstrip("-").isdigit() else None,
-        "cancelled": os.path.exists(layout.element(element, CANCEL)),
+        "cancelled": os.path.exists(layout.element(element, files.CANCEL)),
         "now": now,
     }
 
 
 def _run_status(run: RunQuery, limit: int) -> RunStatus:
-    layout = RunLayout(run["dir"])
+    layout = files.RunLayout(run["dir"])
     size = max(1, int(run.get("chunksize", 1)))
     now = time.time()
     elements = {str(e): _element(layout, e, now) for e in run.get("elements", [])}
@@ -136,7 +125,7 @@ def _run_status(run: RunQuery, limit: int) -> RunStatus:
     stderr: dict[str, str] = {}
     dying: set[str] = set()  # elements whose running task was found
     for task in sorted(run.get("tasks", [])):
-        path = layout.task(task, RESULT)
+        path = layout.task(task, files.RESULT)
         try:
             if os.path.getsize(path) > limit:
                 results[str(task)] = None
@@ -146,7 +135,7 @@ def _run_status(run: RunQuery, limit: int) -> RunStatus:
             continue
         except OSError:
             pass
-        if os.path.exists(layout.task(task, TIMEOUT)):
+        if os.path.exists(layout.task(task, files.TIMEOUT)):
             timeouts.append(task)
         element = str(task // size)
         state = elements.get(element)
@@ -157,14 +146,14 @@ def _run_status(run: RunQuery, limit: int) -> RunStatus:
             if element not in dying:  # its first task without a result ran last
                 dying.add(element)
                 keep_scratch(layout.scratch(int(element)), layout.task_base(task))
-            log = tails.get(element) or layout.log(int(element), ERR)
-            stderr[str(task)] = (tail(layout.task(task, ERR)) + tail(log))[-TAIL:]
+            log = tails.get(element) or layout.log(int(element), files.ERR)
+            stderr[str(task)] = (tail(layout.task(task, files.ERR)) + tail(log))[-TAIL:]
     # An element that started after its files were read (its results may be above):
     # report its pid as running, so every result comes with its element's id. Its
     # exit is left to the next call (elements are read before results on purpose).
     for element, state in elements.items():
         if state["pid"] is None and state["exit"] is None:
-            late = _read(layout.element(int(element), PID))
+            late = _read(layout.element(int(element), files.PID))
             if late and late.isdigit():
                 state["pid"], state["alive"] = int(late), True
     return {
@@ -187,10 +176,10 @@ def cancel(request: CancelRequest) -> CancelAnswer:
     """Mark the elements cancelled; kill those that run."""
     answer: CancelAnswer = {"killed": [], "prevented": {}}
     for run in request["runs"]:
-        layout = RunLayout(run["dir"])
+        layout = files.RunLayout(run["dir"])
         for element in run["elements"]:
             os.makedirs(layout.elements, exist_ok=True)
-            with open(layout.element(element, CANCEL), "w") as handle:
+            with open(layout.element(element, files.CANCEL), "w") as handle:
                 handle.write("cancelled\n")
             state = _element(layout, element, 0.0)
             if state["pid"] is None and state["exit"] is None:
@@ -210,9 +199,12 @@ def outputs(request: OutputsRequest) -> OutputsAnswer:
     limit = int(request.get("limit", 1 << 16))
     answer: OutputsAnswer = {}
     for run in request["runs"]:
-        layout = RunLayout(run["dir"])
+        layout = files.RunLayout(run["dir"])
         answer[layout.dir] = {
-            str(task): [tail(layout.task(task, OUT), limit), tail(layout.task(task, ERR), limit)]
+            str(task): [
+                tail(layout.task(task, files.OUT), limit),
+                tail(layout.task(task, files.ERR), limit),
+            ]
             for task in run["tasks"]
         }
     return answer

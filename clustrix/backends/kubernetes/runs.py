@@ -156,7 +156,7 @@ def resolve(
             )
         else:
             ending = _ending(run, element, part, view, fallback, output, job.cancel_requested)
-            _settle(job, ending)
+            job.end(settle(ending))
 
 
 def _ending(
@@ -195,17 +195,6 @@ def _ending(
         cancel_requested=cancel,
         stderr_tail=tail,
         detail=never + describe(view, pod),
-    )
-
-
-def _settle(job: JobControl[Any], ending: Ending) -> None:
-    verdict = settle(ending)
-    job.fail(
-        verdict.state,
-        verdict.message,
-        exit_code=verdict.exit_code,
-        stderr_tail=verdict.stderr_tail,
-        reason=verdict.reason,
     )
 
 

@@ -227,24 +227,16 @@ class RemoteRunsBackend(Backend):
         self, run: Run, job: JobControl[Any], fate: Fate, timed_out: bool, tail: str
     ) -> None:
         """End a task that has no result, in the most specific state known."""
-        verdict = settle(
-            Ending(
-                fate.state,
-                fate.exit_code,
-                fate.reason,
-                timed_out=timed_out,
-                time_limit=run.submission.resources.time,
-                cancel_requested=job.cancel_requested,
-                stderr_tail=tail,
-            )
+        ending = Ending(
+            fate.state,
+            fate.exit_code,
+            fate.reason,
+            timed_out=timed_out,
+            time_limit=run.submission.resources.time,
+            cancel_requested=job.cancel_requested,
+            stderr_tail=tail,
         )
-        job.fail(
-            verdict.state,
-            verdict.message,
-            exit_code=verdict.exit_code,
-            stderr_tail=verdict.stderr_tail,
-            reason=verdict.reason,
-        )
+        job.end(settle(ending))
 
     def _fail_run(self, run: Run, state: JobState, message: str) -> None:
         for job in run.submission.jobs:
