@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from . import _payload, _selection
 from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError, UsageError
-from ._job import Cancellation, Job
+from ._job import Cancellation, Job, JobControl
 from ._options import Options, validate_options
 from ._payload import Call, serialize_call
 from ._progress import SweepProgress
@@ -147,14 +147,16 @@ class Client:
         for job in list(self._jobs):
             if job.done():
                 continue
-            owner = job.backend
+            owner = job._control.backend
             if owner is not None and owner.detaches and job.state is not JobState.PENDING:
-                job.detach(
+                job._control.detach(
                     f"the Client was closed while {job!r} was live; it keeps running on the "
                     f"cluster (key {job.key})"
                 )
             else:
-                job.fail(JobState.CANCELLED, "the client was closed before it was submitted")
+                job._control.fail(
+                    JobState.CANCELLED, "the client was closed before it was submitted"
+                )
 
     # -- submitting ----------------------------------------------------------------------
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
@@ -272,10 +274,11 @@ class Client:
             for i in range(len(calls))
         ]
         for job in jobs:
-            job.backend = backend
+            job._control.backend = backend
         self._jobs.update(jobs)
         if calls:
-            submission = Submission(key, name, payload, resources, config, jobs, chunksize)
+            controls = [job._control for job in jobs]
+            submission = Submission(key, name, payload, resources, config, controls, chunksize)
             self._tasks.spawn(self._submit(backend, submission), name=f"submit-{key}")
         return jobs, key, name
 
@@ -317,16 +320,17 @@ class Client:
             raise UsageError("the Client of these jobs is closed")
 
         async def cancel() -> None:
-            by_backend: dict[int, tuple[Backend, list[Job[Any]]]] = {}
+            by_backend: dict[int, tuple[Backend, list[JobControl[Any]]]] = {}
             for job in jobs:
                 if job.done():
                     continue
-                job.mark_cancel_requested()
-                backend = job.backend
+                control = job._control
+                control.mark_cancel_requested()
+                backend = control.backend
                 if backend is None:
-                    job.cancelled_before_start()
+                    control.cancelled_before_start()
                 else:
-                    by_backend.setdefault(id(backend), (backend, []))[1].append(job)
+                    by_backend.setdefault(id(backend), (backend, []))[1].append(control)
             await asyncio.gather(*(b.cancel(js) for b, js in by_backend.values()))
 
         if _selection._running_loop() is loop:
@@ -337,8 +341,8 @@ class Client:
 
     async def read_output(self, job: Job[Any], stream: Literal["stdout", "stderr"]) -> str:
         """The output of `job` so far, on the client's loop (what `Job.stdout` calls)."""
-        backend = job.backend
-        return "" if backend is None else await backend.read_output(job, stream)
+        backend = job._control.backend
+        return "" if backend is None else await backend.read_output(job._control, stream)
 
     def __repr__(self) -> str:
         return f"<Client {self.config.cluster_type} {self._state} jobs={len(self._jobs)}>"

@@ -37,37 +37,37 @@ def start_fanout(
         plan.task, options, MapArgs(calls, return_exceptions=True, progress=False), how=how
     )
     job: Job[Any] = Job(client, key=f"{sweep.key}.fan", name=name)
-    job.set_state(JobState.QUEUED, job_id=sweep.key)
+    job._control.set_state(JobState.QUEUED, job_id=sweep.key)
     inner: list[Job[Any]] = []
 
     def cancel_inner(done: Job[Any]) -> None:
-        if done.cancel_requested:
+        if done._control.cancel_requested:
             live = [j for j in [*sweep, *inner] if not j.done()]
             if live:
                 client.cancel_jobs(live)
 
-    job.add_done_callback(cancel_inner)
+    job._control.add_done_callback(cancel_inner)
 
     async def drive() -> None:
         try:
             outcomes = await sweep
             failed = [o for o in outcomes if isinstance(o, BaseException)]
             if failed:  # a task ended without running its iteration (killed, lost...)
-                job.set_exception(failed[0])
+                job._control.set_exception(failed[0])
                 return
-            job.set_state(JobState.RUNNING, job_id=sweep.key)
+            job._control.set_state(JobState.RUNNING, job_id=sweep.key)
             last: Job[Any] = client.start_call(
                 plan.final(list(outcomes)), options, args, kwargs, how=how
             )
             inner.append(last)
             value = await last
-            job.set_state(JobState.RUNNING, job_id=last.job_id)
-            job.set_result(value)
+            job._control.set_state(JobState.RUNNING, job_id=last.job_id)
+            job._control.set_result(value)
         except asyncio.CancelledError:
-            job.fail(JobState.CANCELLED, "the client closed while its loop was fanned out")
+            job._control.fail(JobState.CANCELLED, "the client closed while its loop was fanned out")
             raise
         except BaseException as error:  # the user's exception, or the last job's fate
-            job.set_exception(error)
+            job._control.set_exception(error)
 
     client.spawn(drive(), name=f"fanout-{sweep.key}")
     return job

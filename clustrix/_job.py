@@ -12,6 +12,7 @@ from ._states import ERROR_FOR_STATE, JobState
 
 if TYPE_CHECKING:
     from ._client import Client
+    from ._settle import Verdict
     from .backends.base import Backend
 
 R = TypeVar("R")
@@ -81,10 +82,9 @@ class Job(Generic[R]):
         self._job_id: str | None = None
         self.reason: str | None = None
         self.exit_code: int | None = None
-        self._cancel_requested = False
-        self.backend: Backend | None = None  # set once a backend takes the job
         self._callbacks: list[Callable[[Job[R]], None]] = []
         self._future.add_done_callback(self._run_callbacks)
+        self._control: JobControl[R] = JobControl(self)  # the backend's side of this job
 
     # -- public surface ----------------------------------------------------------------
     @property
@@ -115,6 +115,11 @@ class Job(Generic[R]):
             if not self._future.done():
                 self.cancel()  # the awaiting task was cancelled: so is the job
             raise
+
+    def _run_callbacks(self, _: asyncio.Future[R]) -> None:
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
 
     async def _wait(self) -> R:
         """Wait for the outcome without tying the job's fate to the waiter's."""
@@ -158,47 +163,93 @@ class Job(Generic[R]):
         reason = f" reason={self.reason!r}" if self.reason and not self._state.final else ""
         return f"<Job {self.name}{index} {self._state.value}{where}{reason} key={self.key}>"
 
-    # -- used by clients and backends (always on the job's loop) -----------------------
+
+class JobControl(Generic[R]):
+    """The backend's side of a `Job`: what a backend reads and how it drives the job.
+
+    Backends receive these (`Submission.jobs`), never the user's `Job`, so the `Job`
+    API stays the documented one. Every method runs on the job's loop.
+    """
+
+    def __init__(self, job: Job[R]) -> None:
+        self.job = job
+        self.backend: Backend | None = None  # set once a backend takes the job
+        self.cancel_requested = False  # `cancel()` was called (not confirmed yet)
+
+    # -- what the backend reads ---------------------------------------------------------
+    @property
+    def index(self) -> int | None:
+        """The task's position in its sweep (None for a single call)."""
+        return self.job.index
+
+    @property
+    def name(self) -> str:
+        """The function's name."""
+        return self.job.name
+
+    @property
+    def state(self) -> JobState:
+        """The latest recorded state."""
+        return self.job._state
+
+    @property
+    def job_id(self) -> str | None:
+        """The native id recorded so far."""
+        return self.job._job_id
+
+    def done(self) -> bool:
+        """True once the job has an outcome."""
+        return self.job._future.done()
+
+    def failed(self) -> bool:
+        """True if the job ended with an error."""
+        future = self.job._future
+        return future.done() and future.exception() is not None
+
+    async def wait(self) -> None:
+        """Wait until the job has an outcome (whatever it is), never raising it."""
+        await asyncio.wait([self.job._future])  # neither raises nor cancels the job
+
     def add_done_callback(self, callback: Callable[[Job[R]], None]) -> None:
         """Call `callback(job)` on the job's loop when it ends (now if it has)."""
-        if self._future.done():
-            self._loop.call_soon(callback, self)
+        job = self.job
+        if job._future.done():
+            job._loop.call_soon(callback, job)
         else:
-            self._callbacks.append(callback)
+            job._callbacks.append(callback)
 
-    def _run_callbacks(self, _: asyncio.Future[R]) -> None:
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback(self)
-
+    # -- how the backend drives it -------------------------------------------------------
     def set_state(
         self, state: JobState, *, job_id: str | None = None, reason: str | None = None
     ) -> None:
         """Record a state reported by the backend (ignored once the job is done)."""
-        if self._future.done():
+        job = self.job
+        if job._future.done():
             return
         if job_id is not None:
-            self._job_id = job_id
-        self.reason = reason
-        self._state = state
+            job._job_id = job_id
+        job.reason = reason
+        job._state = state
 
     def set_result(self, value: R) -> None:
         """Resolve the job with its value."""
-        if not self._future.done():
-            self._state = JobState.COMPLETED
-            self._future.set_result(value)
+        job = self.job
+        if not job._future.done():
+            job._state = JobState.COMPLETED
+            job._future.set_result(value)
 
     def set_exception(self, error: BaseException, state: JobState = JobState.FAILED) -> None:
         """Resolve the job with an error; the note says which task raised it."""
-        if self._future.done():
+        job = self.job
+        if job._future.done():
             return
         if isinstance(error, JobError):
             state = error.state or state
-        self._state = state
-        if self.index is not None:
-            error.add_note(f"(raised by task {self.index} of sweep {self.key.split('.')[0]})")
-        self._future.set_exception(error)
-        self._future.exception()  # retrieved: an unawaited failed job is not an error
+        job._state = state
+        if job.index is not None:
+            error.add_note(f"(raised by task {job.index} of sweep {job.key.split('.')[0]})")
+        job._future.set_exception(error)
+        job._future.exception()  # retrieved: an unawaited failed job is not an error
 
     def fail(
         self,
@@ -207,53 +258,65 @@ class Job(Generic[R]):
         *,
         exit_code: int | None = None,
         stderr_tail: str = "",
+        reason: str | None = None,
     ) -> None:
-        """End the job in `state` without a result, raising the matching `JobError`."""
-        if self._cancel_requested and state in (JobState.FAILED, JobState.LOST):
+        """End the job in `state` without a result, raising the matching `JobError`
+        (`reason`, if given, replaces the job's reason first)."""
+        job = self.job
+        if job._future.done():
+            return
+        if self.cancel_requested and state in (JobState.FAILED, JobState.LOST):
             state = JobState.CANCELLED
+        if reason is not None:
+            job.reason = reason
         error_type = ERROR_FOR_STATE.get(state, JobError)
-        self.exit_code = exit_code
+        job.exit_code = exit_code
         error = error_type(
-            f"{self.name} (job {self._job_id}) ended {state.value}: {message}",
-            job_id=self._job_id,
+            f"{job.name} (job {job._job_id}) ended {state.value}: {message}",
+            job_id=job._job_id,
             state=state,
             exit_code=exit_code,
             stderr_tail=stderr_tail,
-            reason=self.reason,
+            reason=job.reason,
         )
         self.set_exception(error, state)
 
+    def end(self, verdict: Verdict) -> None:
+        """End the job as `settle` decided (it left no result)."""
+        self.fail(
+            verdict.state,
+            verdict.message,
+            exit_code=verdict.exit_code,
+            stderr_tail=verdict.stderr_tail,
+            reason=verdict.reason,
+        )
+
     def reject(self, error: BaseException) -> None:
         """Resolve with an error of the whole submission (shared by its jobs)."""
-        if not self._future.done():
-            self._state = JobState.FAILED
-            self._future.set_exception(error)
-            self._future.exception()
+        job = self.job
+        if not job._future.done():
+            job._state = JobState.FAILED
+            job._future.set_exception(error)
+            job._future.exception()
 
     def detach(self, message: str) -> None:
         """Stop following the job (its client closed); it keeps running remotely."""
-        if not self._future.done():
-            self._future.set_exception(UsageError(message))
-            self._future.exception()
-
-    def failed(self) -> bool:
-        """True if the job ended with an error."""
-        return self._future.done() and self._future.exception() is not None
+        job = self.job
+        if not job._future.done():
+            job._future.set_exception(UsageError(message))
+            job._future.exception()
 
     def mark_cancel_requested(self) -> None:
-        self._cancel_requested = True
-
-    @property
-    def cancel_requested(self) -> bool:
-        """True once `cancel()` was called (the backend may not have confirmed yet)."""
-        return self._cancel_requested
+        """Record that clustrix asked for the job to be cancelled."""
+        self.cancel_requested = True
 
     def cancelled_before_start(self) -> None:
         """Resolve a job that was cancelled before it ever ran."""
+        job = self.job
         self.set_exception(
             JobCancelledError(
-                f"{self.name} was cancelled before it ran",
-                job_id=self._job_id,
+                f"{job.name} was cancelled before it ran",
+                job_id=job._job_id,
                 state=JobState.CANCELLED,
             ),
             JobState.CANCELLED,

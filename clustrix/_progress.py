@@ -37,13 +37,13 @@ class SweepProgress:
         self._progress.start()
         self._progress.refresh()
         for job in jobs:
-            job.add_done_callback(self._on_done)
+            job._control.add_done_callback(self._on_done)
         if not jobs:
             self._progress.stop()
 
     def _on_done(self, job: Job[Any]) -> None:
         self._remaining -= 1
-        if job.failed():
+        if job._control.failed():
             self._failed += 1
         self._progress.update(self._task, advance=1, failed=self._failed)
         self._progress.refresh()

@@ -107,7 +107,7 @@ class Sweep(Generic[R]):
         """Yield each `Job` as it ends (successfully or not), in completion order."""
         queue: asyncio.Queue[Job[R]] = asyncio.Queue()
         for job in self._jobs:
-            job.add_done_callback(queue.put_nowait)
+            job._control.add_done_callback(queue.put_nowait)
         for _ in range(len(self._jobs)):
             yield await queue.get()
 

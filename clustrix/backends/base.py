@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._config import ClusterConfig
-from .._job import Job
+from .._job import JobControl
 from .._options import Resources
 from .._payload import Payload
 
@@ -17,7 +18,7 @@ Stream = Literal["stdout", "stderr"]
 
 @dataclass(frozen=True)
 class Submission:
-    """One call or one sweep: a payload, its resources and a `Job` per task.
+    """One call or one sweep: a payload, its resources and a `JobControl` per task.
 
     `key` is clustrix's unique id of the submission; backends carry it to the cluster
     (job name, comment or label) so a submission can be found again. Task *i* is
@@ -29,12 +30,13 @@ class Submission:
     payload: Payload
     resources: Resources
     config: ClusterConfig
-    jobs: Sequence[Job[Any]]
+    jobs: Sequence[JobControl[Any]]
     chunksize: int | None = None  # tasks per array element; None = backend's choice
 
 
 class Backend(abc.ABC):
-    """Turns submissions into running tasks and reports back through their `Job`s.
+    """Turns submissions into running tasks and reports back through their jobs'
+    `JobControl`s (the backend's side of each `Job`).
 
     `submit` returns once the cluster accepted the submission (raising a clustrix
     error and leaving nothing behind if it did not); from then on the backend's own
@@ -50,14 +52,19 @@ class Backend(abc.ABC):
         """Stage and submit; return when accepted."""
 
     @abc.abstractmethod
-    async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
+    async def cancel(self, jobs: Sequence[JobControl[Any]]) -> None:
         """Cancel these unfinished jobs; return once the cluster confirmed it."""
 
     @abc.abstractmethod
-    async def read_output(self, job: Job[Any], stream: Stream) -> str:
+    async def read_output(self, job: JobControl[Any], stream: Stream) -> str:
         """The task's stdout or stderr so far."""
 
     @abc.abstractmethod
     async def aclose(self, *, cancel_running: bool) -> None:
         """Stop background work; cancel running tasks if asked (or if they cannot
         outlive the backend)."""
+
+
+async def wait_all(jobs: Sequence[JobControl[Any]]) -> None:
+    """Wait until every one of `jobs` has an outcome (raising none of them)."""
+    await asyncio.gather(*(job.wait() for job in jobs))

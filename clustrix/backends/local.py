@@ -13,26 +13,29 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import signal
 import sys
 import tempfile
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._config import ClusterConfig
-from .._job import Job
+from .._job import JobControl
 from .._payload import decode_result
+from .._settle import Ending, exit_code_of, settle
 from .._states import JobState
 from .._tasks import TaskSet
-from .._units import format_time
+from ..oncluster import layout as _layout
 from ..oncluster import runner as _runner
+from ..oncluster.agent import keep_scratch
 from ..oncluster.agent import tail as file_tail
+from ..oncluster.layout import CANCEL, ERR, OUT, TIMEOUT, RunLayout, payload_files
 from ..transport.local import LocalTransport
-from .base import Backend, Stream, Submission
+from .base import Backend, Stream, Submission, wait_all
+from .processes import CpuSlots, available_cpus, kill, open_append, stop
 
 # Tasks queued at a worker, so it never waits for the client: 2 while tasks are long
 # (a queued task waits behind its worker's current one), more once they prove tiny
@@ -42,35 +45,6 @@ _TINY_PIPELINE_DEPTH = 32
 _TINY_TASK = 0.005  # seconds
 _OUTPUT_KEEP = 1 << 20  # bytes of a task's stdout/stderr that read_output returns
 _KEEP_FINISHED_RUNS = 64  # finished runs whose files (stdout/stderr) stay on disk
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-class CpuSlots:
-    """Counts this machine's CPUs; a worker holds `cores` of them while it lives."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self._free = total
-        self._changed = asyncio.Condition()
-
-    @contextlib.asynccontextmanager
-    async def hold(self, cores: int) -> AsyncIterator[None]:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._free >= cores)
-            self._free -= cores
-        try:
-            yield
-        finally:
-            self._free += cores
-            async with self._changed:
-                self._changed.notify_all()
 
 
 @dataclass
@@ -85,6 +59,11 @@ class _Run:
     running: dict[int, asyncio.subprocess.Process] = field(default_factory=dict)
     output: dict[tuple[int, Stream], str] = field(default_factory=dict)
     cleaned: bool = False
+
+    @property
+    def layout(self) -> RunLayout:
+        """The names of the run directory's files."""
+        return RunLayout(str(self.directory))
 
 
 class LocalBackend(Backend):
@@ -101,7 +80,7 @@ class LocalBackend(Backend):
         self._root = Path(tempfile.gettempdir()) / f"clustrix-{os.getuid()}"
         self._runner: Path | None = None
         self._runs: dict[str, _Run] = {}
-        self._where: dict[Job[Any], tuple[_Run, int]] = {}
+        self._where: dict[JobControl[Any], tuple[_Run, int]] = {}
         self._finished: deque[_Run] = deque()
 
     # -- submission ---------------------------------------------------------------------
@@ -132,24 +111,28 @@ class LocalBackend(Backend):
             self._tasks.spawn(self._worker(run, runner), name=f"{submission.key}-w{number}")
 
     async def _ensure_runner(self) -> Path:
+        """The runner and the layout it imports, copied once beside each other."""
         if self._runner is None:
-            source = Path(_runner.__file__).read_bytes()
-            digest = hashlib.sha256(source).hexdigest()[:16]
-            await self._transport.mkdir(str(self._root))
-            path = self._root / f"runner-{digest}.py"
-            if not path.exists():
-                await self._transport.write_file(str(path), source)
-            self._runner = path
+            files = {
+                "_runner.py": Path(_runner.__file__).read_bytes(),
+                "clustrix_layout.py": Path(_layout.__file__).read_bytes(),
+            }
+            digest = hashlib.sha256(b"\0".join(files.values())).hexdigest()[:16]
+            folder = self._root / f"runner-{digest}"
+            await self._transport.mkdir(str(folder))
+            for name, data in files.items():
+                if not (folder / name).exists():
+                    await self._transport.write_file(str(folder / name), data)
+            self._runner = folder / "_runner.py"
         return self._runner
 
     async def _stage(self, submission: Submission, directory: Path) -> None:
         payload = submission.payload
-        await self._transport.mkdir(str(directory))
-        await self._transport.mkdir(str(directory / "tasks"))
-        await self._transport.write_file(str(directory / "function.pkl"), payload.function)
-        await self._transport.write_file(str(directory / "args.bin"), payload.args_blob())
+        layout = RunLayout(str(directory))
+        await self._transport.mkdir(layout.tasks)
         spec = payload.spec_json(1, time_limit=submission.resources.time)
-        await self._transport.write_file(str(directory / "spec.json"), spec)
+        for name, data in payload_files(payload.function, payload.args_blob(), spec).items():
+            await self._transport.write_file(layout.path(name), data)
 
     # -- workers ------------------------------------------------------------------------
     async def _worker(self, run: _Run, runner: Path) -> None:
@@ -157,7 +140,7 @@ class LocalBackend(Backend):
             async with self._slots.hold(run.cores):
                 if not run.queue:
                     break
-                log_fd = await asyncio.to_thread(_open_append, run.directory / "worker.err")
+                log_fd = await asyncio.to_thread(open_append, run.layout.worker_log)
                 try:
                     process = await asyncio.create_subprocess_exec(
                         sys.executable,
@@ -174,7 +157,7 @@ class LocalBackend(Backend):
                 try:
                     await self._serve(run, process)
                 finally:
-                    await _stop(process)
+                    await stop(process)
         self._maybe_cleanup(run)
 
     async def _serve(self, run: _Run, process: asyncio.subprocess.Process) -> None:
@@ -210,7 +193,7 @@ class LocalBackend(Backend):
                 job.set_state(JobState.RUNNING, job_id=f"local:{process.pid}")
                 run.running[position] = process
                 if job.cancel_requested:
-                    _kill(process)
+                    kill(process)
                 continue
             in_flight.remove(position)
             run.dispatched.pop(position, None)
@@ -238,7 +221,7 @@ class LocalBackend(Backend):
             run.dispatched.pop(position, None)
             if position not in run.running:
                 run.queue.appendleft(position)
-        worker_err = await asyncio.to_thread(_tail, run.directory / "worker.err")
+        worker_err = await asyncio.to_thread(file_tail, run.layout.worker_log)
         if not started:
             # The worker died before it could start a task (e.g. the function does
             # not unpickle here): every task would die the same way.
@@ -252,26 +235,23 @@ class LocalBackend(Backend):
             return
         for position in started:
             run.running.pop(position, None)
-            scratch = run.directory / "tasks" / f".running-{process.pid}"
-            await asyncio.to_thread(_keep_scratch, scratch, run.directory / "tasks" / str(position))
+            scratch = run.layout.worker_scratch(process.pid)
+            await asyncio.to_thread(keep_scratch, scratch, run.layout.task_base(position))
             await self._settle_dead_task(run, position, code, worker_err)
 
     async def _settle_dead_task(self, run: _Run, position: int, code: int, worker_err: str) -> None:
-        job = run.submission.jobs[position]
-        base = run.directory / "tasks" / str(position)
-        _, out, err = await asyncio.to_thread(_read_task_files, base, False)
+        job, layout = run.submission.jobs[position], run.layout
+        out, err = await asyncio.to_thread(_outputs, layout, position)
         run.output[(position, "stdout")], run.output[(position, "stderr")] = out, err
-        tail = (err + worker_err)[-4000:]
-        if await asyncio.to_thread(base.with_suffix(".timeout").exists):
-            limit = run.submission.resources.time or 0
-            job.fail(JobState.TIMEOUT, f"exceeded its time limit of {format_time(limit)}")
-        elif code < 0:
-            name = signal.Signals(-code).name
-            job.fail(JobState.FAILED, f"killed by {name}", exit_code=128 - code, stderr_tail=tail)
-        else:
-            job.fail(
-                JobState.FAILED, f"its process exited {code}", exit_code=code, stderr_tail=tail
-            )
+        timed_out = await asyncio.to_thread(os.path.exists, layout.task(position, TIMEOUT))
+        ending = Ending(
+            exit_code=exit_code_of(code),
+            timed_out=timed_out,
+            time_limit=run.submission.resources.time,
+            cancel_requested=job.cancel_requested,
+            stderr_tail=(err + worker_err)[-4000:],
+        )
+        job.end(settle(ending))
 
     def _maybe_cleanup(self, run: _Run) -> None:
         """Once a run is over, keep its files (stdout/stderr stay readable) for a while.
@@ -295,7 +275,7 @@ class LocalBackend(Backend):
                 self._tasks.spawn(self._transport.remove_tree(str(old.directory)))
 
     # -- cancel, output, close -------------------------------------------------------------
-    async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
+    async def cancel(self, jobs: Sequence[JobControl[Any]]) -> None:
         for job in jobs:
             where = self._where.get(job)
             if where is None or job.done():
@@ -306,25 +286,25 @@ class LocalBackend(Backend):
                 run.queue.remove(position)
                 job.cancelled_before_start()
             elif position in run.running:
-                _kill(run.running[position])
+                kill(run.running[position])
             elif position in run.dispatched:  # sent to a worker, not started: skip it
-                marker = run.directory / "tasks" / f"{position}.cancel"
+                marker = Path(run.layout.task(position, CANCEL))
                 await asyncio.to_thread(marker.write_bytes, b"")
-        await asyncio.gather(*(job._wait() for job in jobs), return_exceptions=True)
+        await wait_all(jobs)
 
-    async def read_output(self, job: Job[Any], stream: Stream) -> str:
-        where = self._where.get(job)
-        if where is None:
+    async def read_output(self, job: JobControl[Any], stream: Stream) -> str:
+        if job not in self._where:
             return ""
-        run, position = where
-        if (position, stream) in run.output:
-            return run.output[(position, stream)]
-        suffix = ".out" if stream == "stdout" else ".err"
-        path = run.directory / "tasks" / f"{position}{suffix}"
+        run, position = self._where[job]
+        kept = run.output.get((position, stream))
+        if kept is not None:
+            return kept
+        suffix = OUT if stream == "stdout" else ERR
+        path = run.layout.task(position, suffix)
         process = run.running.get(position)
         if process is not None:  # still running: it writes to its worker's scratch file
-            path = run.directory / "tasks" / f".running-{process.pid}{suffix}"
-        return await asyncio.to_thread(_tail, path, _OUTPUT_KEEP)
+            path = f"{run.layout.worker_scratch(process.pid)}.{suffix}"
+        return await asyncio.to_thread(file_tail, path, _OUTPUT_KEEP)
 
     async def aclose(self, *, cancel_running: bool) -> None:
         pending = [job for job in self._where if not job.done()]
@@ -339,59 +319,9 @@ class LocalBackend(Backend):
         self._runs.clear()
 
 
-def _kill(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """End a worker: close its stdin (it exits), or kill its group if cancelled."""
-    try:
-        if process.stdin is not None and not process.stdin.is_closing():
-            process.stdin.close()
-        if process.returncode is None:
-            await asyncio.wait_for(process.wait(), 5)
-    except BaseException:
-        _kill(process)
-        await _reap(process)
-        raise
-    finally:
-        if process.returncode is None:
-            _kill(process)
-
-
-async def _reap(process: asyncio.subprocess.Process) -> None:
-    """Wait for a killed process even if cancelled again meanwhile (cleanup must end)."""
-    waiter = asyncio.ensure_future(process.wait())
-    cancelled = False
-    while not waiter.done():
-        try:
-            await asyncio.shield(waiter)
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-
-
-def _open_append(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-
-
-def _tail(path: Path, limit: int = 4000) -> str:
-    return file_tail(str(path), limit)
-
-
-def _read_task_files(base: Path, with_result: bool = True) -> tuple[bytes, str, str]:
-    data = base.with_suffix(".result").read_bytes() if with_result else b""
+def _outputs(layout: RunLayout, position: int) -> tuple[str, str]:
+    """Task `position`'s stdout and stderr (their last `_OUTPUT_KEEP` bytes)."""
     return (
-        data,
-        _tail(base.with_suffix(".out"), _OUTPUT_KEEP),
-        _tail(base.with_suffix(".err"), _OUTPUT_KEEP),
+        file_tail(layout.task(position, OUT), _OUTPUT_KEEP),
+        file_tail(layout.task(position, ERR), _OUTPUT_KEEP),
     )
-
-
-def _keep_scratch(scratch: Path, base: Path) -> None:
-    """A task died mid-way: what it printed so far becomes its own output."""
-    for suffix in (".out", ".err"):
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(f"{scratch}{suffix}", f"{base}{suffix}")

@@ -1,40 +1,54 @@
 """The helper clustrix runs on a login node: one call reports on every live run.
 
-Shipped next to the runner and, like it, importing only the standard library. It
-reads a JSON request on stdin and prints a JSON answer, so a poll tick costs ONE
-remote command however many jobs are live.
+Shipped next to the runner and, like it, importing only the standard library (and
+the run layout shipped beside it). It reads a JSON request on stdin and prints a
+JSON answer, so a poll tick costs ONE remote command however many jobs are live.
+The requests and answers are typed in `clustrix.oncluster.protocol`:
 
-``python _agent.py status`` request::
+``python _agent.py status`` (`StatusRequest` -> `StatusAnswer`) reports each live
+element's files (pid, exit status, cancel marker), the results of the given tasks
+(inline up to ``inline_limit`` bytes), their timeout markers, and a stderr tail for
+each task without a result whose element ended (listed in ``tails``, or its process
+is gone). The task that was running when its element died gets its scratch output
+moved to its own ``I.out``/``I.err`` first, so what it wrote is kept.
 
-    {"runs": [{"dir": RUN_DIR, "count": N, "chunksize": C,
-               "elements": [E, ...],      # elements not settled yet
-               "tasks": [I, ...],         # tasks whose result was not collected yet
-               "tails": {E: LOG_PATH}}],  # elements known to have ended (their log)
-     "inline_limit": BYTES}
+``python _agent.py cancel`` (`CancelRequest` -> `CancelAnswer`) writes each
+element's cancel marker (so one that has not started never will) and kills the
+process group of each one that runs.
 
-answer, per run dir: ``elements`` {E: {"pid", "alive", "exit", "cancelled"}},
-``results`` {I: base64 framed result, or null if larger than inline_limit},
-``timeouts`` [I, ...], ``stderr`` {I: tail} for tasks of ended elements without a
-result (ended: listed in ``tails``, or its process is gone).
-
-``python _agent.py cancel`` request: {"runs": [{"dir": RUN_DIR, "elements": [E]}]}
-writes each element's cancel marker (so one that has not started never will) and
-kills the process group of each one that runs.
-
-``python _agent.py outputs`` request: {"runs": [{"dir": RUN_DIR, "tasks": [I]}],
-"limit": BYTES} returns each task's stdout and stderr tails (before a run directory
-is cleaned up).
+``python _agent.py outputs`` (`OutputsRequest` -> `OutputsAnswer`) returns each
+task's stdout and stderr tails (before a run directory is cleaned up).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if __package__:
+    from . import layout as files
+else:  # on a cluster: shipped beside this file (found there even through a symlink)
+    sys.path[1:1] = [os.path.dirname(os.path.abspath(__file__))]
+    import clustrix_layout as files  # type: ignore[import-not-found,no-redef]
+
+if TYPE_CHECKING:
+    from .protocol import (
+        CancelAnswer,
+        CancelRequest,
+        ElementReport,
+        OutputsAnswer,
+        OutputsRequest,
+        RunQuery,
+        RunStatus,
+        StatusAnswer,
+        StatusRequest,
+    )
 
 TAIL = 4000
 
@@ -58,6 +72,13 @@ def tail(path: str, limit: int = TAIL) -> str:
         return ""
 
 
+def keep_scratch(scratch: str, task_base: str) -> None:
+    """A task died mid-way: what it wrote to its scratch files becomes its own output."""
+    for suffix in (files.OUT, files.ERR):
+        with contextlib.suppress(OSError):
+            os.replace(f"{scratch}.{suffix}", f"{task_base}.{suffix}")
+
+
 def _alive(pid: int, run_dir: str) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -75,115 +96,121 @@ def _alive(pid: int, run_dir: str) -> bool:
         return True
 
 
-def _element(run_dir: str, element: int) -> dict[str, Any]:
-    base = os.path.join(run_dir, "elements", str(element))
-    pid_text, exit_text = _read(base + ".pid"), _read(base + ".exit")
+def _element(layout: files.RunLayout, element: int, now: float) -> ElementReport:
+    pid_path = layout.element(element, files.PID)
+    pid_text, exit_text = _read(pid_path), _read(layout.element(element, files.EXIT))
     pid = int(pid_text) if pid_text and pid_text.isdigit() else None
     try:
-        started: float | None = os.path.getmtime(base + ".pid")
+        started: float | None = os.path.getmtime(pid_path)
     except OSError:
         started = None
     return {
         "pid": pid,
         "started": started,
-        "alive": bool(pid) and exit_text is None and _alive(pid or 0, run_dir),
+        "alive": bool(pid) and exit_text is None and _alive(pid or 0, layout.dir),
         "exit": int(exit_text) if exit_text and exit_text.lstrip("-").isdigit() else None,
-        "cancelled": os.path.exists(base + ".cancel"),
+        "cancelled": os.path.exists(layout.element(element, files.CANCEL)),
+        "now": now,
     }
 
 
-def status(request: dict[str, Any]) -> dict[str, Any]:
+def _run_status(run: RunQuery, limit: int) -> RunStatus:
+    layout = files.RunLayout(run["dir"])
+    size = max(1, int(run.get("chunksize", 1)))
+    now = time.time()
+    elements = {str(e): _element(layout, e, now) for e in run.get("elements", [])}
+    tails = {str(e): log for e, log in run.get("tails", {}).items()}
+    results: dict[str, str | None] = {}
+    timeouts: list[int] = []
+    stderr: dict[str, str] = {}
+    dying: set[str] = set()  # elements whose running task was found
+    for task in sorted(run.get("tasks", [])):
+        path = layout.task(task, files.RESULT)
+        try:
+            if os.path.getsize(path) > limit:
+                results[str(task)] = None
+            else:
+                with open(path, "rb") as handle:
+                    results[str(task)] = base64.b64encode(handle.read()).decode()
+            continue
+        except OSError:
+            pass
+        if os.path.exists(layout.task(task, files.TIMEOUT)):
+            timeouts.append(task)
+        element = str(task // size)
+        state = elements.get(element)
+        ended = element in tails or (
+            state is not None and not state["alive"] and bool(state["pid"] or state["exit"])
+        )
+        if ended:
+            if element not in dying:  # its first task without a result ran last
+                dying.add(element)
+                keep_scratch(layout.scratch(int(element)), layout.task_base(task))
+            log = tails.get(element) or layout.log(int(element), files.ERR)
+            stderr[str(task)] = (tail(layout.task(task, files.ERR)) + tail(log))[-TAIL:]
+    # An element that started after its files were read (its results may be above):
+    # report its pid as running, so every result comes with its element's id. Its
+    # exit is left to the next call (elements are read before results on purpose).
+    for element, state in elements.items():
+        if state["pid"] is None and state["exit"] is None:
+            late = _read(layout.element(int(element), files.PID))
+            if late and late.isdigit():
+                state["pid"], state["alive"] = int(late), True
+    return {
+        "now": now,
+        "exists": os.path.isdir(layout.dir),
+        "elements": elements,
+        "results": results,
+        "timeouts": timeouts,
+        "stderr": stderr,
+    }
+
+
+def status(request: StatusRequest) -> StatusAnswer:
+    """The files of every run of the request (see the module's docstring)."""
     limit = int(request.get("inline_limit", 1 << 20))
-    answer: dict[str, Any] = {}
-    for run in request["runs"]:
-        run_dir, size = run["dir"], max(1, int(run.get("chunksize", 1)))
-        tasks_dir = os.path.join(run_dir, "tasks")
-        elements = {str(e): _element(run_dir, e) for e in run.get("elements", [])}
-        tails = {str(e): log for e, log in run.get("tails", {}).items()}
-        results: dict[str, str | None] = {}
-        timeouts, stderr = [], {}
-        for task in run.get("tasks", []):
-            path = os.path.join(tasks_dir, f"{task}.result")
-            try:
-                if os.path.getsize(path) > limit:
-                    results[str(task)] = None
-                else:
-                    with open(path, "rb") as handle:
-                        results[str(task)] = base64.b64encode(handle.read()).decode()
-                continue
-            except OSError:
-                pass
-            if os.path.exists(os.path.join(tasks_dir, f"{task}.timeout")):
-                timeouts.append(task)
-            element = str(task // size)
-            state = elements.get(element)
-            ended = element in tails or (
-                state is not None and not state["alive"] and (state["pid"] or state["exit"])
-            )
-            if ended:
-                log = tails.get(element) or os.path.join(run_dir, "logs", f"{element}.err")
-                stderr[str(task)] = (tail(os.path.join(tasks_dir, f"{task}.err")) + tail(log))[
-                    -TAIL:
-                ]
-        # An element that started after its files were read (its results may be above):
-        # report its pid as running, so every result comes with its element's id. Its
-        # exit is left to the next call (elements are read before results on purpose).
-        for element, state in elements.items():
-            if state["pid"] is None and state["exit"] is None:
-                late = _read(os.path.join(run_dir, "elements", f"{element}.pid"))
-                if late and late.isdigit():
-                    state.update(pid=int(late), alive=True)
-        answer[run_dir] = {
-            "now": time.time(),
-            "exists": os.path.isdir(run_dir),
-            "elements": elements,
-            "results": results,
-            "timeouts": timeouts,
-            "stderr": stderr,
-        }
-    return answer
+    return {run["dir"]: _run_status(run, limit) for run in request["runs"]}
 
 
-def cancel(request: dict[str, Any]) -> dict[str, Any]:
-    killed: list[int] = []
-    prevented: dict[str, list[int]] = {}
+def cancel(request: CancelRequest) -> CancelAnswer:
+    """Mark the elements cancelled; kill those that run."""
+    answer: CancelAnswer = {"killed": [], "prevented": {}}
     for run in request["runs"]:
-        run_dir = run["dir"]
+        layout = files.RunLayout(run["dir"])
         for element in run["elements"]:
-            base = os.path.join(run_dir, "elements", str(element))
-            os.makedirs(os.path.dirname(base), exist_ok=True)
-            with open(base + ".cancel", "w") as handle:
+            os.makedirs(layout.elements, exist_ok=True)
+            with open(layout.element(element, files.CANCEL), "w") as handle:
                 handle.write("cancelled\n")
-            state = _element(run_dir, element)
+            state = _element(layout, element, 0.0)
             if state["pid"] is None and state["exit"] is None:
                 # job.sh writes its pid, then checks the marker: it will not run.
-                prevented.setdefault(run_dir, []).append(element)
+                answer["prevented"].setdefault(layout.dir, []).append(element)
             elif state["alive"] and state["pid"]:
                 try:
                     os.killpg(state["pid"], signal.SIGKILL)
-                    killed.append(state["pid"])
+                    answer["killed"].append(state["pid"])
                 except (ProcessLookupError, PermissionError):
                     pass
-    return {"killed": killed, "prevented": prevented}
+    return answer
 
 
-def outputs(request: dict[str, Any]) -> dict[str, Any]:
+def outputs(request: OutputsRequest) -> OutputsAnswer:
     """The stdout and stderr (last `limit` bytes) of the given tasks of each run."""
     limit = int(request.get("limit", 1 << 16))
-    answer: dict[str, Any] = {}
+    answer: OutputsAnswer = {}
     for run in request["runs"]:
-        tasks_dir = os.path.join(run["dir"], "tasks")
-        answer[run["dir"]] = {
+        layout = files.RunLayout(run["dir"])
+        answer[layout.dir] = {
             str(task): [
-                tail(os.path.join(tasks_dir, f"{task}.out"), limit),
-                tail(os.path.join(tasks_dir, f"{task}.err"), limit),
+                tail(layout.task(task, files.OUT), limit),
+                tail(layout.task(task, files.ERR), limit),
             ]
             for task in run["tasks"]
         }
     return answer
 
 
-MODES = {"status": status, "cancel": cancel, "outputs": outputs}
+MODES: dict[str, Any] = {"status": status, "cancel": cancel, "outputs": outputs}
 
 
 def main() -> int:

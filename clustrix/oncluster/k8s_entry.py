@@ -74,28 +74,27 @@ def main() -> int:
     sys.path[:0] = [lib, payload]
     inherited = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = lib + (os.pathsep + inherited if inherited else "")
-    run_dir = os.path.join(os.environ["CLUSTRIX_K8S_WORK"], "run")
-    os.makedirs(os.path.join(run_dir, "tasks"), mode=0o700, exist_ok=True)
-    for name in ("function.pkl", "args.bin", "spec.json"):
-        target = os.path.join(run_dir, name)
-        if not os.path.lexists(target):
-            os.symlink(os.path.join(payload, name), target)
-    with open(os.path.join(run_dir, "spec.json")) as handle:
-        spec = json.load(handle)
-    import clustrix_runner  # type: ignore[import-not-found]  # shipped beside this file
+    import clustrix_runner as runner  # type: ignore[import-not-found]  # shipped beside this
 
-    os.environ[clustrix_runner.IN_JOB_ENV] = "1"
-    run = clustrix_runner.Run(run_dir)
+    layout = runner.RunLayout(os.path.join(os.environ["CLUSTRIX_K8S_WORK"], "run"))
+    os.makedirs(layout.tasks, mode=0o700, exist_ok=True)
+    for target in (layout.function, layout.args, layout.spec):
+        if not os.path.lexists(target):
+            os.symlink(os.path.join(payload, os.path.basename(target)), target)
+    with open(layout.spec) as handle:
+        spec = json.load(handle)
+    os.environ[runner.IN_JOB_ENV] = "1"
+    run = runner.Run(layout.dir)
     element = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
     size, count = spec["chunksize"], spec["count"]
     limit = int(os.environ.get("CLUSTRIX_K8S_RESULT_LIMIT", "4194304"))
     live = _streams_by_path(out, err)
     task_time = int(os.environ.get("CLUSTRIX_K8S_TASK_TIME", "0"))  # set for chunked runs
     for index in range(element * size, min((element + 1) * size, count)):
-        base = os.path.join(run.tasks_dir, str(index))
+        streams = layout.task(index, runner.OUT), layout.task(index, runner.ERR)
         if live:
-            os.symlink(f"/proc/self/fd/{out}", base + ".out")
-            os.symlink(f"/proc/self/fd/{err}", base + ".err")
+            os.symlink(f"/proc/self/fd/{out}", streams[0])
+            os.symlink(f"/proc/self/fd/{err}", streams[1])
         _say(out, f"{MARK} task {index} begin\n")
         timer = threading.Timer(task_time, _expire, (out, index, task_time)) if task_time else None
         if timer is not None:
@@ -105,10 +104,10 @@ def main() -> int:
         if timer is not None:
             timer.cancel()
         if not live:
-            for suffix, fd in ((".out", out), (".err", err)):
-                with open(base + suffix, "rb") as handle:
+            for path, fd in zip(streams, (out, err), strict=True):
+                with open(path, "rb") as handle:
                     _say(fd, handle.read().decode(errors="replace"))
-        with open(base + ".result", "rb") as handle:
+        with open(layout.task(index, runner.RESULT), "rb") as handle:
             framed = handle.read()
         if len(framed) > limit:
             _say(out, f"\n{MARK} task {index} too-large {len(framed)} {limit}\n")

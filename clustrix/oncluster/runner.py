@@ -3,18 +3,8 @@
 This file is copied to clusters as it is, so it imports ONLY the standard library and
 cloudpickle (never clustrix or its dependencies).
 
-A run directory holds::
-
-    function.pkl        the callable, pickled once per submission
-    args.bin            every task's (args, kwargs) pickle, back to back
-    spec.json           {"format": 1, "count": N, "chunksize": C, "offsets": [...],
-                         "time_limit": seconds or null}
-    tasks/I.out, I.err  task I's own stdout and stderr, only if it wrote any (while it
-                        runs: tasks/.running-PID.out/.err in serve mode,
-                        tasks/.running-eE.out/.err for element E in run mode)
-    elements/E.exit     element E's exit status (0 written by the runner itself)
-    tasks/I.result      task I's result (written atomically: temp file, then rename)
-    tasks/I.timeout     present if the runner killed task I at its time limit
+The run directory's files are named in `clustrix.oncluster.layout` (shipped beside
+this file as ``clustrix_layout.py``).
 
 Usage::
 
@@ -35,6 +25,22 @@ import traceback
 from typing import Any
 
 import cloudpickle
+
+if __package__:
+    from .layout import CANCEL, ERR, EXIT, OUT, RESULT, TIMEOUT, RunLayout
+else:  # on a cluster: shipped beside this file (found there even through a symlink)
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    if _HERE not in sys.path:
+        sys.path.insert(1, _HERE)
+    from clustrix_layout import (  # type: ignore[import-not-found,no-redef]
+        CANCEL,
+        ERR,
+        EXIT,
+        OUT,
+        RESULT,
+        TIMEOUT,
+        RunLayout,
+    )
 
 RESULT_MAGIC = b"CLUSTRIX-RESULT/1"
 IN_JOB_ENV = "CLUSTRIX_IN_JOB"
@@ -136,16 +142,17 @@ class Run:
 
     def __init__(self, run_dir: str) -> None:
         self.dir = run_dir
-        with open(os.path.join(run_dir, "spec.json")) as handle:
+        self.layout = layout = RunLayout(run_dir)
+        with open(layout.spec) as handle:
             self.spec = json.load(handle)
-        with open(os.path.join(run_dir, "function.pkl"), "rb") as handle:
+        with open(layout.function, "rb") as handle:
             self.function = cloudpickle.loads(handle.read())
-        self.tasks_dir = os.path.join(run_dir, "tasks")
+        self.tasks_dir = layout.tasks
         os.makedirs(self.tasks_dir, mode=0o700, exist_ok=True)
 
     def arguments(self, index: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
         start, end = self.spec["offsets"][index], self.spec["offsets"][index + 1]
-        with open(os.path.join(self.dir, "args.bin"), "rb") as handle:
+        with open(self.layout.args, "rb") as handle:
             handle.seek(start)
             args, kwargs = cloudpickle.loads(handle.read(end - start))
         return tuple(args), dict(kwargs)
@@ -157,16 +164,17 @@ class Run:
         only if it printed something: creating two files per task costs more than a
         tiny task itself on some filesystems (and on shared ones).
         """
-        base = os.path.join(self.tasks_dir, str(index))
+        layout = self.layout
         sys.stdout.flush()
         sys.stderr.flush()
         saved = os.dup(1), os.dup(2)
-        streams = [(scratch or base) + suffix for suffix in (".out", ".err")]
+        own = layout.task(index, OUT), layout.task(index, ERR)
+        streams = [f"{scratch}.{OUT}", f"{scratch}.{ERR}"] if scratch else list(own)
         out, err = (os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) for p in streams)
         os.dup2(out, 1)
         os.dup2(err, 2)
         os.environ[TASK_ENV] = str(index)
-        watchdog = _Watchdog(self.spec.get("time_limit"), base + ".timeout")
+        watchdog = _Watchdog(self.spec.get("time_limit"), layout.task(index, TIMEOUT))
         try:
             args, kwargs = self.arguments(index)
             outcome = _outcome(self.function, args, kwargs)
@@ -178,15 +186,15 @@ class Run:
             sys.stderr.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
-            for fd, path, suffix in ((out, streams[0], ".out"), (err, streams[1], ".err")):
+            for fd, path, target in ((out, streams[0], own[0]), (err, streams[1], own[1])):
                 if scratch and os.fstat(fd).st_size:
-                    os.replace(path, base + suffix)
+                    os.replace(path, target)
                 os.close(fd)
             for fd in saved:
                 os.close(fd)
         framed = frame_result(_encode(outcome))
         if write_result:
-            _write_atomic(base + ".result", framed)
+            _write_atomic(layout.task(index, RESULT), framed)
         return framed
 
 
@@ -198,7 +206,7 @@ def _serve(run: Run) -> int:
     """Run the task indices that arrive on stdin, one per line, in order.
 
     Answers ``start I`` before a task runs and ``done I N`` followed by the N bytes of
-    its framed result once it ends, or ``skip I`` if ``tasks/I.cancel`` appeared
+    its framed result once it ends, or ``skip I`` if its cancel marker appeared
     before it started. The client may queue the next index while a task runs, so no
     time is lost between tasks, and it knows exactly which task is running when it
     must kill one.
@@ -210,12 +218,12 @@ def _serve(run: Run) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    scratch = os.path.join(run.tasks_dir, f".running-{os.getpid()}")
+    scratch = run.layout.worker_scratch(os.getpid())
     for line in commands:
         if not line.strip():
             continue
         index = int(line)
-        if os.path.exists(os.path.join(run.tasks_dir, f"{index}.cancel")):
+        if os.path.exists(run.layout.task(index, CANCEL)):
             answers.write(b"skip %d\n" % index)
             continue
         answers.write(b"start %d\n" % index)
@@ -244,13 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == "serve":
         return _serve(run)
     size, count = run.spec["chunksize"], run.spec["count"]
-    scratch = os.path.join(run.tasks_dir, f".running-e{element}")
+    scratch = run.layout.scratch(element)
     for index in range(element * size, min((element + 1) * size, count)):
         run.run_task(index, scratch=scratch)
     # The element's exit record (the job script writes it only when this fails).
-    elements = os.path.join(run.dir, "elements")
-    os.makedirs(elements, mode=0o700, exist_ok=True)
-    _write_atomic(os.path.join(elements, f"{element}.exit"), b"0\n")
+    os.makedirs(run.layout.elements, mode=0o700, exist_ok=True)
+    _write_atomic(run.layout.element(element, EXIT), b"0\n")
     return 0
 
 

@@ -148,12 +148,6 @@ async def test_exit_codes_of_jobs_still_listed_by_squeue(
     assert [e.exit_code for e in errors] == [3, 128 + signal.SIGKILL]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a task killed without a result (os._exit, SIGKILL, OOM) leaves what it wrote in "
-    "its element's scratch file tasks/.running-eE.err, which neither the agent's stderr tail "
-    "nor job.stderr() reads: the error carries only the scheduler log",
-)
 async def test_the_stderr_of_a_task_that_died_is_in_its_error(
     slurm: FakeScheduler, remote_root: Path
 ) -> None:
@@ -238,12 +232,6 @@ async def test_cancel_a_job_a_whole_sweep_and_one_task(
     assert {t["state"] for t in slurm.job_named(whole.key)[0]["tasks"].values()} == {"CANCELLED"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a cancel() that comes before the submission is registered (job_id still None) "
-    "finds no run to cancel in the backend and then waits for the job to end by itself: "
-    "the job runs to completion and `await job` returns its result",
-)
 async def test_cancel_right_after_submitting(slurm: FakeScheduler, remote_root: Path) -> None:
     async with Client(config_for("slurm", remote_root), cancel_on_exit=True) as client:
         job = client.submit(nap, 30)

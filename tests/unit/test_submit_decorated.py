@@ -19,7 +19,8 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from clustrix import Client, ClusterConfig, ConfigError, Job, cluster
+from clustrix import Client, ClusterConfig, ConfigError, cluster
+from clustrix._job import JobControl
 from clustrix._units import parse_memory
 from clustrix.backends.base import Backend, Stream, Submission
 
@@ -47,11 +48,11 @@ class Recorder(Backend):
     async def submit(self, submission: Submission) -> None:
         self.submissions.append(submission)
 
-    async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
+    async def cancel(self, jobs: Sequence[JobControl[Any]]) -> None:
         for job in jobs:
             job.cancelled_before_start()
 
-    async def read_output(self, job: Job[Any], stream: Stream) -> str:
+    async def read_output(self, job: JobControl[Any], stream: Stream) -> str:
         return ""
 
     async def aclose(self, *, cancel_running: bool) -> None:

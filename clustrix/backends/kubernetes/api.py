@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from kubernetes_asyncio import client as kclient
@@ -27,16 +27,12 @@ from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError, CommandError, ConfigError, SubmissionError
 from ..._tasks import TaskSet
 
+if TYPE_CHECKING:
+    from .watch import ErrorHandler, EventHandler, RelistHandler, ResourceWatch
+
 log = logging.getLogger("clustrix")
-P = ParamSpec("P")
-
-EventHandler = Callable[[str, dict[str, Any]], None]
-RelistHandler = Callable[[list[dict[str, Any]], float], None]
-ErrorHandler = Callable[["ApiError"], None]
-
-_TIMEOUT = (30.0, 120.0)  # (connect, read) seconds of an ordinary request
-_WATCH_SECONDS = 240  # the server ends a watch after this; it is resumed at once
-_BACKOFF = (0.05, 5.0)  # reconnect delay of a failed watch: first, largest
+REQUEST_TIMEOUT = (30.0, 120.0)  # (connect, read) seconds of an ordinary request
+_LOG_READS = 16  # pod logs read at once
 
 
 class ApiError(Exception):
@@ -48,10 +44,6 @@ class ApiError(Exception):
         self.reason = reason
         self.message = message
         self.request = request
-
-
-class _Expired(Exception):
-    """The watch's resourceVersion is too old (410 Gone): relist."""
 
 
 def _kubeconfig_path(config: ClusterConfig) -> Path | None:
@@ -76,6 +68,7 @@ class KubeApi:
         self.batch: Any = kclient.BatchV1Api(api_client)
         self.core: Any = kclient.CoreV1Api(api_client)
         self._tasks = tasks
+        self._log_reads = asyncio.Semaphore(_LOG_READS)
 
     @classmethod
     async def connect(cls, config: ClusterConfig, tasks: TaskSet) -> KubeApi:
@@ -113,17 +106,21 @@ class KubeApi:
 
     # -- requests ----------------------------------------------------------------------
     async def _json(self, what: str, call: Awaitable[Any]) -> dict[str, Any]:
+        status, body = await self._body(what, call)
+        if not 200 <= status < 300:
+            raise api_error(status, body, what)
+        data: dict[str, Any] = json.loads(body) if body else {}
+        return data
+
+    async def _body(self, what: str, call: Awaitable[Any]) -> tuple[int, bytes]:
+        """The HTTP status and the whole body of a request's answer."""
         response = await self._send(what, call)
         try:
-            body = await response.read()
+            return response.status, await response.read()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise self._unreachable(exc) from None
         finally:
             response.release()
-        if not 200 <= response.status < 300:
-            raise _api_error(response.status, body, what)
-        data: dict[str, Any] = json.loads(body) if body else {}
-        return data
 
     async def _send(self, what: str, call: Awaitable[Any]) -> Any:
         try:
@@ -139,7 +136,7 @@ class KubeApi:
         )
 
     def _opts(self) -> dict[str, Any]:
-        return {"_preload_content": False, "_request_timeout": _TIMEOUT}
+        return {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         # Strict: a misspelt field in `extra` is refused, not silently dropped.
@@ -201,19 +198,64 @@ class KubeApi:
         call = self.core.read_namespaced_pod_log(
             name, namespace, container=container, **self._opts()
         )
-        response = await self._send(f"GET log {name}", call)
-        try:
-            body = await response.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise self._unreachable(exc) from None
-        finally:
-            response.release()
-        if response.status == 404:
+        status, body = await self._body(f"GET log {name}", call)
+        if status == 404:
             return None
-        if not 200 <= response.status < 300:
-            raise _api_error(response.status, body, f"GET log {name}")
+        if not 200 <= status < 300:
+            raise api_error(status, body, f"GET log {name}")
         text: str = body.decode(errors="replace")
         return text
+
+    async def start_job(
+        self,
+        namespace: str,
+        job: dict[str, Any],
+        secret_for: Callable[[str], dict[str, Any]],
+        abandon: Callable[[], object],
+    ) -> None:
+        """Create the Job suspended, then its Secret (``secret_for(uid)``), then release
+        it; on any failure `abandon()`, delete the Job (its Secret goes with it), raise."""
+        name = job["metadata"]["name"]
+        try:
+            created = await self.create_job(namespace, job)
+            await self.create_secret(namespace, secret_for(created["metadata"]["uid"]))
+            await self.resume_job(namespace, name)
+        except BaseException as error:
+            abandon()  # before the deletion: its events must not settle the jobs
+            await finish_anyway(self.delete_quietly("Job", namespace, name))
+            if isinstance(error, ApiError):
+                raise submission_error(error, name, namespace) from None
+            raise
+
+    async def read_log(self, namespace: str, pod: str, container: str) -> str | None:
+        """`pod_log`, retried on server and network errors; None if it cannot be read."""
+        async with self._log_reads:
+            for attempt in range(4):
+                try:
+                    return await self.pod_log(namespace, pod, container)
+                except (ApiError, ClusterConnectionError) as exc:
+                    log.warning("reading the log of pod %s failed: %s", pod, exc)
+                    if isinstance(exc, ApiError) and exc.status < 500:
+                        return None  # e.g. the container never started: nothing to retry
+                    await asyncio.sleep(0.2 * 2**attempt)
+        return None
+
+    async def job_deleted(self, namespace: str, name: str) -> bool:
+        """True if the Job is gone or being deleted (False if that cannot be read)."""
+        try:
+            owner = await self.read_job(namespace, name)
+        except (ApiError, ClusterConnectionError) as exc:
+            log.warning("could not read Kubernetes Job %s: %s", name, exc)
+            return False
+        return owner is None or bool(owner["metadata"].get("deletionTimestamp"))
+
+    async def delete_quietly(self, kind: str, namespace: str, name: str) -> None:
+        """Delete a Job or a pod; a failure is logged, not raised (cleanup)."""
+        delete = self.delete_job if kind == "Job" else self.delete_pod
+        try:
+            await delete(namespace, name)
+        except (ApiError, ClusterConnectionError) as exc:
+            log.warning("could not delete Kubernetes %s %s: %s", kind, name, exc)
 
     def watcher(
         self,
@@ -224,6 +266,8 @@ class KubeApi:
         on_relist: RelistHandler,
         on_refused: ErrorHandler,
     ) -> ResourceWatch:
+        from .watch import ResourceWatch  # it uses this module's errors
+
         lister = self.batch.list_namespaced_job if kind == "jobs" else self.core.list_namespaced_pod
         watch = ResourceWatch(self, kind, lister, namespace, selector, on_event, on_relist)
         watch.on_refused = on_refused
@@ -258,131 +302,12 @@ def refusal_error(error: ApiError, namespace: str, job: str) -> CommandError:
     )
 
 
-def _api_error(status: int, body: bytes, what: str) -> ApiError:
+def api_error(status: int, body: bytes, what: str) -> ApiError:
     try:
         data = json.loads(body)
         return ApiError(status, str(data.get("reason", "")), str(data.get("message", "")), what)
     except ValueError:
         return ApiError(status, "", body.decode(errors="replace")[:500], what)
-
-
-class ResourceWatch:
-    """List, then watch one kind by label selector, for as long as it runs.
-
-    After a disconnect it resumes from the last resourceVersion it saw; when the
-    server says that version is gone (410, as an HTTP status or an ERROR event) it
-    lists again, hands the fresh list to `on_relist` and watches from there. Events
-    and lists are handed over synchronously, in order. A refusal (401/403: missing
-    RBAC rights) goes to `on_refused`; the watch keeps retrying, slowly.
-    """
-
-    on_refused: ErrorHandler | None = None
-
-    def __init__(
-        self,
-        api: KubeApi,
-        kind: str,
-        lister: Callable[..., Awaitable[Any]],
-        namespace: str,
-        selector: str,
-        on_event: EventHandler,
-        on_relist: RelistHandler,
-    ) -> None:
-        self.kind = kind
-        self.resource_version: str | None = None
-        self._api = api
-        self._lister = lister
-        self._namespace = namespace
-        self._selector = selector
-        self._on_event = guarded(on_event)
-        self._on_relist = guarded(on_relist)
-
-    async def run(self) -> None:
-        delay = _BACKOFF[0]
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                if self.resource_version is None:
-                    started = loop.time()
-                    call = self._lister(
-                        self._namespace, label_selector=self._selector, **self._api._opts()
-                    )
-                    listing = await self._api._json(f"LIST {self.kind}", call)
-                    self.resource_version = listing["metadata"]["resourceVersion"]
-                    self._on_relist(listing.get("items") or [], started)
-                if await self._stream():
-                    delay = _BACKOFF[0]
-                    continue
-            except _Expired:
-                log.info("watch of %s expired (410 Gone); listing again", self.kind)
-                self.resource_version = None
-                continue
-            except ApiError as exc:
-                log.warning("watch of %s refused (%s); retrying", self.kind, exc)
-                if exc.status in (401, 403) and self.on_refused is not None:
-                    guarded(self.on_refused)(exc)
-                    delay = _BACKOFF[1]
-            except (ClusterConnectionError, aiohttp.ClientError, OSError, ValueError) as exc:
-                log.warning("watch of %s interrupted (%s); resuming", self.kind, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _BACKOFF[1])
-
-    async def _stream(self) -> bool:
-        """Follow one watch request; True if it ended cleanly after doing something."""
-        call = self._lister(
-            self._namespace,
-            label_selector=self._selector,
-            watch=True,
-            resource_version=self.resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=_WATCH_SECONDS,
-            _preload_content=False,
-            _request_timeout=(_TIMEOUT[0], _WATCH_SECONDS + 30),
-        )
-        response = await self._api._send(f"WATCH {self.kind}", call)
-        events = 0
-        try:
-            if response.status == 410:
-                raise _Expired
-            if response.status != 200:
-                raise _api_error(response.status, await response.read(), f"WATCH {self.kind}")
-            while True:
-                line = await response.content.readline()
-                if not line:
-                    return events > 0
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                kind, obj = event.get("type"), event.get("object") or {}
-                if kind == "ERROR":
-                    if obj.get("code") == 410:
-                        raise _Expired
-                    raise ApiError(
-                        int(obj.get("code") or 0),
-                        str(obj.get("reason", "")),
-                        str(obj.get("message", "")),
-                        f"WATCH {self.kind}",
-                    )
-                events += 1
-                if kind != "BOOKMARK":
-                    self._on_event(kind, obj)
-                version = (obj.get("metadata") or {}).get("resourceVersion")
-                if version:
-                    self.resource_version = version
-        finally:
-            response.close()
-
-
-def guarded(handler: Callable[P, None]) -> Callable[P, None]:
-    """A watch callback that logs its own failure instead of ending the watch."""
-
-    def call(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            handler(*args, **kwargs)
-        except Exception:
-            log.exception("handling a Kubernetes watch event failed")
-
-    return call
 
 
 async def finish_anyway(work: Coroutine[Any, Any, None]) -> None:

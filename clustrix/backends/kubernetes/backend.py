@@ -5,14 +5,15 @@ deleting the Job deletes it), then releases the Job. Status comes from two watch
 streams per backend (Jobs and pods, selected by this backend's ``clustrix.io/client``
 label), resumed from the last resourceVersion after a disconnect and relisted on
 410 Gone; nothing is polled per job. A pod that ended is read once: its log holds
-each task's output and framed result (see `k8s_entry`). Manifests and state mapping
-are pure (`k8s_manifests`, `k8s_status`); API access is in `k8s_api`.
+each task's output and framed result (see `oncluster.k8s_entry`). Manifests and
+state mapping are pure (`manifests`, `status`); API access is in `api` and `watch`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import secrets
@@ -22,18 +23,16 @@ from typing import Any
 
 from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError, CommandError
-from ..._job import Job
+from ..._job import JobControl
 from ..._states import JobState
 from ..._tasks import TaskSet
-from ..base import Backend, Stream, Submission
+from ..base import Backend, Stream, Submission, wait_all
 from . import manifests
 from .api import (
     ApiError,
     KubeApi,
     command_error,
-    finish_anyway,
     refusal_error,
-    submission_error,
 )
 from .runs import Element, Run, fail_stuck, fail_unsettled, resolve
 from .status import PodView, completion_index, job_outcome, parse_log, pod_view
@@ -41,7 +40,6 @@ from .status import PodView, completion_index, job_outcome, parse_log, pod_view
 log = logging.getLogger("clustrix")
 
 _MAX_ELEMENTS = 1000  # a larger sweep is chunked: at most this many pods per Indexed Job
-_LOG_READS = 16  # pod logs read at once
 _CLOSE_WAIT = 10.0  # seconds aclose() lets cleanup deletions finish
 
 
@@ -67,11 +65,10 @@ class KubernetesBackend(Backend):
         self._cleanups: set[asyncio.Task[None]] = set()
         self._api: KubeApi | None = None
         self._connecting: asyncio.Lock | None = None
-        self._log_reads: asyncio.Semaphore | None = None
         self._refusal: ApiError | None = None  # the watch's last 401/403, until a list works
         self._runs: dict[str, Run] = {}  # by submission key (the pods' label)
-        self._where: dict[Job[Any], Run] = {}
-        self._output: weakref.WeakKeyDictionary[Job[Any], str] = weakref.WeakKeyDictionary()
+        self._where: dict[JobControl[Any], Run] = {}
+        self._output: weakref.WeakKeyDictionary[JobControl[Any], str] = weakref.WeakKeyDictionary()
 
     # -- connection and watches ------------------------------------------------------------
     async def _connect(self) -> KubeApi:
@@ -80,7 +77,7 @@ class KubernetesBackend(Backend):
         async with self._connecting:
             if self._api is None:
                 api = await KubeApi.connect(self._config, self._tasks)
-                self._api, self._log_reads = api, asyncio.Semaphore(_LOG_READS)
+                self._api = api
                 selector = f"{manifests.LABEL_CLIENT}={self._client_id}"
                 for kind, on_event in (("jobs", self._on_job), ("pods", self._on_pod)):
                     watch = api.watcher(
@@ -116,24 +113,16 @@ class KubernetesBackend(Backend):
         )
         api = await self._connect()
         self._runs[submission.key] = run
-        try:
-            created = await api.create_job(self._namespace, plan.job)
-            run.uid = created["metadata"]["uid"]
-            run.created_at = asyncio.get_running_loop().time()
-            await api.create_secret(self._namespace, plan.secret(run.uid))
-            await api.resume_job(self._namespace, name)
-        except BaseException as error:
-            self._runs.pop(submission.key, None)
-            await finish_anyway(self._delete("Job", name))  # leave nothing half-submitted
-            if isinstance(error, ApiError):
-                raise submission_error(error, name, self._namespace) from None
-            raise
-        for element in run.elements if self._runs.get(submission.key) is run else ():
-            for position in element.tasks:
-                job = submission.jobs[position]
+
+        def created(uid: str) -> dict[str, Any]:  # the Job exists: its events may come
+            run.uid, run.created_at = uid, asyncio.get_running_loop().time()
+            return plan.secret(uid)
+
+        abandon = functools.partial(self._runs.pop, submission.key, None)
+        await api.start_job(self._namespace, plan.job, created, abandon)
+        if self._runs.get(submission.key) is run:
+            for job in run.queued():
                 self._where[job] = run
-                if job.state is JobState.PENDING:  # the watch may have been faster
-                    job.set_state(JobState.QUEUED, job_id=element.job_id)
         if self._refusal is not None:  # the watch was refused before this run existed
             self._refused(self._refusal)
         cancelled = [job for job in submission.jobs if job.cancel_requested]
@@ -242,26 +231,12 @@ class KubernetesBackend(Backend):
         self._maybe_finish(run)
 
     async def _read_log(self, pod: str) -> str | None:
-        assert self._log_reads is not None
-        async with self._log_reads:
-            for attempt in range(4):
-                try:
-                    return await self._kube.pod_log(self._namespace, pod, manifests.CONTAINER)
-                except (ApiError, ClusterConnectionError) as exc:
-                    log.warning("reading the log of pod %s failed: %s", pod, exc)
-                    if isinstance(exc, ApiError) and exc.status < 500:
-                        return None  # e.g. the container never started: nothing to retry
-                    await asyncio.sleep(0.2 * 2**attempt)
-        return None
+        return await self._kube.read_log(self._namespace, pod, manifests.CONTAINER)
 
     async def _why_vanished(self, run: Run, element: Element) -> tuple[JobState, str]:
         """A pod was deleted before it ended: with its Job (cancelled), or alone (lost)."""
-        try:
-            owner = await self._kube.read_job(self._namespace, run.name)
-        except (ApiError, ClusterConnectionError) as exc:
-            log.warning("could not read Kubernetes Job %s: %s", run.name, exc)
-            owner = {"metadata": {}}
-        if owner is None or owner["metadata"].get("deletionTimestamp"):
+        gone = await self._kube.job_deleted(self._namespace, run.name)
+        if gone:
             return JobState.CANCELLED, f"its Kubernetes Job {run.name} was deleted from outside"
         return JobState.LOST, f"the pod {element.pod} was deleted or evicted before it ended"
 
@@ -326,15 +301,11 @@ class KubernetesBackend(Backend):
             self._where.pop(job, None)
 
     async def _delete(self, kind: str, name: str) -> None:
-        delete = self._kube.delete_job if kind == "Job" else self._kube.delete_pod
-        try:
-            await delete(self._namespace, name)
-        except (ApiError, ClusterConnectionError) as exc:
-            log.warning("could not delete Kubernetes %s %s: %s", kind, name, exc)
+        await self._kube.delete_quietly(kind, self._namespace, name)
 
     # -- cancel, output, close -------------------------------------------------------------
-    async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
-        by_run: dict[str, tuple[Run, list[Job[Any]]]] = {}
+    async def cancel(self, jobs: Sequence[JobControl[Any]]) -> None:
+        by_run: dict[str, tuple[Run, list[JobControl[Any]]]] = {}
         for job in jobs:
             job.mark_cancel_requested()  # a submission still in flight cancels on arrival
             run = self._where.get(job)
@@ -342,9 +313,9 @@ class KubernetesBackend(Backend):
                 by_run.setdefault(run.submission.key, (run, []))[1].append(job)
         for run, chosen in by_run.values():
             await self._cancel_in_run(run, chosen)
-        await asyncio.gather(*(job._wait() for job in jobs), return_exceptions=True)
+        await wait_all(jobs)
 
-    async def _cancel_in_run(self, run: Run, chosen: list[Job[Any]]) -> None:
+    async def _cancel_in_run(self, run: Run, chosen: list[JobControl[Any]]) -> None:
         remaining = run.unfinished()
         if set(remaining) <= set(chosen):
             # Everything left is cancelled: delete the Job; its pods and Secret follow.
@@ -360,14 +331,11 @@ class KubernetesBackend(Backend):
             return
         for job in chosen:
             job.fail(JobState.CANCELLED, "cancelled")
-        jobs = run.submission.jobs
-        for element in run.elements:  # a pod whose tasks are all cancelled is stopped
-            if element.pod and not element.settled and all(jobs[p].done() for p in element.tasks):
-                element.settled = True
-                await self._delete("pod", element.pod)
+        for pod in run.idle_pods():  # a pod whose tasks are all cancelled is stopped
+            await self._delete("pod", pod)
         # Elements without a pod yet are stopped when their pod appears (_on_pod).
 
-    async def read_output(self, job: Job[Any], stream: Stream) -> str:
+    async def read_output(self, job: JobControl[Any], stream: Stream) -> str:
         """The task's output. Kubernetes keeps ONE log per container, so stdout and
         stderr both return it (the two streams interleaved)."""
         if job in self._output:

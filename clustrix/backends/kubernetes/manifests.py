@@ -31,7 +31,7 @@ from ..._config import ClusterConfig
 from ..._exceptions import ConfigError, SerializationError
 from ..._options import Inherit, Resources
 from ..._payload import Payload
-from ...oncluster import k8s_entry
+from ...oncluster import k8s_entry, layout
 from ...oncluster import runner as _runner
 from ..base import Submission
 from .extra import apply_extra
@@ -83,6 +83,7 @@ def _support_files() -> tuple[tuple[str, bytes], ...]:
     files = [
         ("entry.py", Path(k8s_entry.__file__).read_bytes()),
         ("clustrix_runner.py", Path(_runner.__file__).read_bytes()),
+        ("clustrix_layout.py", Path(layout.__file__).read_bytes()),
     ]
     package = Path(cloudpickle.__file__).parent
     for source in sorted(package.glob("*.py")):
@@ -93,11 +94,10 @@ def _support_files() -> tuple[tuple[str, bytes], ...]:
 def payload_files(payload: Payload, *, chunksize: int) -> dict[str, bytes]:
     """Every file of the Secret, by its path below the mount point."""
     files = dict(_support_files())
-    files["function.pkl"] = payload.function
-    files["args.bin"] = payload.args_blob()
     # No runner time limit: its watchdog kills its own process group, which inside a
     # pod is the container; time is enforced by the pod deadline and the entry point.
-    files["spec.json"] = payload.spec_json(chunksize, time_limit=None)
+    spec = payload.spec_json(chunksize, time_limit=None)
+    files.update(layout.payload_files(payload.function, payload.args_blob(), spec))
     return files
 
 
@@ -259,7 +259,7 @@ def job_manifest(
 
 
 def _all_paths() -> list[str]:
-    return [p for p, _ in _support_files()] + ["function.pkl", "args.bin", "spec.json"]
+    return [p for p, _ in _support_files()] + [layout.FUNCTION, layout.ARGS, layout.SPEC]
 
 
 @dataclass(frozen=True)

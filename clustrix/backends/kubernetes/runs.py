@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..._exceptions import EnvironmentMismatchError, ResultIntegrityError, SerializationError
-from ..._job import Job
+from ..._job import JobControl
 from ..._payload import decode_result
+from ..._settle import Ending, settle
 from ..._states import JobState
 from ..base import Submission
 from .manifests import default_image
-from .status import PodLog, PodView, describe, stuck_hint
+from .status import PodLog, PodView, TaskLog, describe, stuck_hint
 
 OUTPUT_KEEP = 1 << 20  # characters of a finished task's output kept for stdout()
 
@@ -72,12 +73,30 @@ class Run:
     def element_of(self, position: int) -> Element:
         return self.elements[position // self.chunksize]
 
-    def unfinished(self) -> list[Job[Any]]:
+    def unfinished(self) -> list[JobControl[Any]]:
         return [job for job in self.submission.jobs if not job.done()]
 
     def disarm(self) -> None:
         for element in self.elements:
             element.disarm()
+
+    def queued(self) -> list[JobControl[Any]]:
+        """Mark the submitted jobs QUEUED (unless the watch was faster); return them all."""
+        jobs = self.submission.jobs
+        for element in self.elements:
+            for position in element.tasks:
+                if jobs[position].state is JobState.PENDING:
+                    jobs[position].set_state(JobState.QUEUED, job_id=element.job_id)
+        return [jobs[position] for element in self.elements for position in element.tasks]
+
+    def idle_pods(self) -> list[str]:
+        """Pods still running whose tasks all ended (cancelled): settled now, to stop."""
+        jobs, idle = self.submission.jobs, []
+        for element in self.elements:
+            if element.pod and not element.settled and all(jobs[p].done() for p in element.tasks):
+                element.settled = True
+                idle.append(element.pod)
+        return idle
 
 
 def resolve(
@@ -87,7 +106,7 @@ def resolve(
     view: PodView,
     *,
     fallback: tuple[JobState, str] | None,
-    outputs: MutableMapping[Job[Any], str],
+    outputs: MutableMapping[JobControl[Any], str],
 ) -> None:
     """Resolve each task of an ended pod from its log; `fallback` for tasks without one.
 
@@ -135,29 +154,48 @@ def resolve(
                     "truncated or corrupted; it was never unpickled"
                 )
             )
-        elif part is not None and part.timeout is not None:
-            job.fail(
-                JobState.TIMEOUT,
-                f"it ran longer than its time limit of {part.timeout} s",
-                exit_code=view.exit_code,
-                stderr_tail=output[-4000:],
-            )
-        elif fallback is not None:
-            job.fail(fallback[0], fallback[1], stderr_tail=output[-4000:])
-        elif view.state is JobState.COMPLETED:
-            job.fail(
-                JobState.LOST,
-                f"the pod {pod} succeeded but its log holds no result for this task (was "
-                "the pod deleted, or its log rotated?)",
-            )
         else:
-            never = "" if part is not None else "it never started: "
-            job.fail(
-                view.state,
-                never + describe(view, pod),
-                exit_code=view.exit_code,
-                stderr_tail=output[-4000:],
-            )
+            ending = _ending(run, element, part, view, fallback, output, job.cancel_requested)
+            job.end(settle(ending))
+
+
+def _ending(
+    run: Run,
+    element: Element,
+    part: TaskLog | None,
+    view: PodView,
+    fallback: tuple[JobState, str] | None,
+    output: str,
+    cancel: bool,
+) -> Ending:
+    """What the pod's log and status say of a task that left no result."""
+    pod, tail = element.pod or run.name, output[-4000:]
+    if part is not None and part.timeout is not None:  # the entry point stopped it
+        return Ending(
+            JobState.TIMEOUT,
+            view.exit_code,
+            timed_out=True,
+            time_limit=part.timeout,
+            cancel_requested=cancel,
+            stderr_tail=tail,
+        )
+    if fallback is not None:  # its pod was deleted
+        return Ending(fallback[0], reason=fallback[1], cancel_requested=cancel, stderr_tail=tail)
+    if view.state is JobState.COMPLETED:
+        why = (
+            f"the pod {pod} succeeded but its log holds no result for this task (was the pod "
+            "deleted, or its log rotated?)"
+        )
+        return Ending(JobState.LOST, reason=why, cancel_requested=cancel)
+    never = "" if part is not None else "it never started: "
+    return Ending(
+        view.state,
+        view.exit_code,
+        time_limit=run.submission.resources.time,
+        cancel_requested=cancel,
+        stderr_tail=tail,
+        detail=never + describe(view, pod),
+    )
 
 
 def fail_unsettled(run: Run, state: JobState, reason: str, message: str) -> None:

@@ -2,11 +2,12 @@
 
 Layout under ``remote_work_dir`` (mode 0700)::
 
-    cache/<hash>/       _runner.py, _agent.py and cloudpickle, content-addressed and
-                        uploaded once (zero-install: the runner finds cloudpickle
-                        beside itself, so the remote Python needs nothing installed)
-    runs/<key>/         one submission: function.pkl, args.bin, spec.json, job.sh,
-                        tasks/, elements/, logs/ (all private)
+    cache/<hash>/       _runner.py, _agent.py, clustrix_layout.py and cloudpickle,
+                        content-addressed and uploaded once (zero-install: the runner
+                        finds them beside itself, so the remote Python needs nothing
+                        installed)
+    runs/<key>/         one submission, as `clustrix.oncluster.layout` names its files
+                        (all private)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import posixpath
 import sys
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,17 @@ import cloudpickle
 from ..._config import ClusterConfig
 from ..._exceptions import EnvironmentMismatchError
 from ...oncluster import agent as _agent
+from ...oncluster import layout
 from ...oncluster import runner as _runner
+from ...oncluster.layout import RunLayout, payload_files
+from ...oncluster.protocol import (
+    CancelAnswer,
+    CancelRequest,
+    OutputsAnswer,
+    OutputsRequest,
+    StatusAnswer,
+    StatusRequest,
+)
 from ...transport.base import CommandResult, Transport
 from ..base import Submission
 from .scripts import command_setup
@@ -56,10 +67,12 @@ _VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 @cache
 def support_bundle() -> tuple[str, bytes]:
-    """(content hash, tar.gz) of the runner, the agent and this cloudpickle package."""
+    """(content hash, tar.gz) of the runner, the agent, the run layout they share and
+    this cloudpickle package."""
     files: list[tuple[str, bytes]] = [
         ("_runner.py", Path(_runner.__file__).read_bytes()),
         ("_agent.py", Path(_agent.__file__).read_bytes()),
+        ("clustrix_layout.py", Path(layout.__file__).read_bytes()),
     ]
     package = Path(cloudpickle.__file__).parent
     for path in sorted(package.glob("*.py")):
@@ -150,27 +163,43 @@ class RemoteArea:
     async def stage(self, submission: Submission, chunksize: int, time_limit: int | None) -> str:
         """Create ``runs/<key>`` with the payload; return its absolute path."""
         await self.prepare()
-        run_dir = posixpath.join(self.work_dir, "runs", submission.key)
-        await self.transport.run(
-            ["sh", "-c", 'umask 077; mkdir -p "$1/tasks" "$1/elements" "$1/logs"', "sh", run_dir]
-        )
+        run = RunLayout(posixpath.join(self.work_dir, "runs", submission.key))
+        folders = (run.tasks, run.elements, run.logs)
+        await self.transport.run(["sh", "-c", 'umask 077; mkdir -p "$@"', "sh", *folders])
         payload = submission.payload
         spec = payload.spec_json(chunksize, time_limit=time_limit)
+        files = payload_files(payload.function, payload.args_blob(), spec)
         await asyncio.gather(
-            self.transport.write_file(posixpath.join(run_dir, "function.pkl"), payload.function),
-            self.transport.write_file(posixpath.join(run_dir, "args.bin"), payload.args_blob()),
-            self.transport.write_file(posixpath.join(run_dir, "spec.json"), spec),
+            *(self.transport.write_file(run.path(name), data) for name, data in files.items())
         )
-        return run_dir
+        return run.dir
 
     async def expand(self, path: str) -> str:
         """`path` on the login node, made absolute (``~`` is the remote home)."""
         return await self.transport.expand(path)
 
-    async def agent_call(self, mode: str, request: dict[str, Any]) -> Any:
-        """One call of the agent (`status` or `cancel`) for many runs at once."""
+    async def agent_call(self, mode: str, request: Mapping[str, Any]) -> Any:
+        """One call of the agent (`status`, `cancel` or `outputs`) for many runs at once;
+        the answer as `clustrix.oncluster.protocol` types it for `mode`."""
         result = await self.transport.run(
             [self.config.python_executable, self.agent, mode],
             stdin=json.dumps(request).encode(),
         )
         return json.loads(result.stdout)
+
+    async def status(self, request: StatusRequest) -> StatusAnswer:
+        """The agent's `status` of many runs at once."""
+        answer: StatusAnswer = await self.agent_call("status", request)
+        return answer
+
+    async def cancel(self, run_dir: str, elements: Sequence[int]) -> set[int]:
+        """Cancel elements through their markers; return those that will never start."""
+        request: CancelRequest = {"runs": [{"dir": run_dir, "elements": list(elements)}]}
+        answer: CancelAnswer = await self.agent_call("cancel", request)
+        return set(answer["prevented"].get(run_dir, []))
+
+    async def outputs(self, run_dir: str, tasks: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """Each task's stdout and stderr (their last 64 KiB), before the run is removed."""
+        request: OutputsRequest = {"runs": [{"dir": run_dir, "tasks": list(tasks)}]}
+        answer: OutputsAnswer = await self.agent_call("outputs", request)
+        return {int(task): (out, err) for task, (out, err) in answer.get(run_dir, {}).items()}

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import posixpath
 import weakref
 from collections.abc import Sequence
-from typing import Any
 
 from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError, CommandError, SubmissionError
 from ..._states import JobState
+from ...oncluster.protocol import ElementReport
 from ...schedulers import ArraySpec, BatchResources, Scheduler, render_script, scheduler_for
 from ...schedulers.base import TaskStatus
 from ...transport.base import Transport
@@ -77,7 +76,7 @@ class BatchBackend(RemoteRunsBackend):
         throttle = resources.max_concurrent if array else None
         return BatchResources(
             job_name=submission.key,
-            log_dir=posixpath.join(run.directory, "logs"),
+            log_dir=run.layout.logs,
             cores=resources.cores,
             memory=resources.memory,
             time=resources.time * run.chunksize if resources.time else None,
@@ -121,10 +120,10 @@ class BatchBackend(RemoteRunsBackend):
             run.directory,
             area.runner,
             offset,
-            run.native.get("venv"),
+            run.venv,
         )
         script = render_script(scheduler, resources, context)
-        path = posixpath.join(run.directory, f"job-{offset}.sh")
+        path = run.layout.job_script(offset)
         await area.transport.write_file(path, script.encode())
         argv = scheduler.submit_argv(path, resources)
         try:
@@ -272,7 +271,7 @@ class BatchBackend(RemoteRunsBackend):
         return lost
 
     def merge_fate(
-        self, run: Run, element: int, fate: Fate | None, report: dict[str, Any]
+        self, run: Run, element: int, fate: Fate | None, report: ElementReport
     ) -> Fate | None:
         """The scheduler's state, with the exit status the job script recorded.
 
@@ -282,7 +281,7 @@ class BatchBackend(RemoteRunsBackend):
         clustrix if it never started (no pid or exit file)."""
         return merge_fates(fate, self.element_fate(run, element, report), report)
 
-    def element_fate(self, run: Run, element: int, report: dict[str, Any]) -> Fate | None:
+    def element_fate(self, run: Run, element: int, report: ElementReport) -> Fate | None:
         fate = super().element_fate(run, element, report)
         element_id = self._part(run, element).element_id(self.scheduler, element)
         if fate is None:
@@ -304,9 +303,7 @@ class BatchBackend(RemoteRunsBackend):
         if whole:
             argv = self.scheduler.cancel_argv([p.master for p in whole])
             await self._area.transport.run(argv, check=False)
-        request = {"runs": [{"dir": run.directory, "elements": list(elements)}]}
-        answer = await self._area.agent_call("cancel", request)
-        return set(answer.get("prevented", {}).get(run.directory, []))
+        return await self._area.cancel(run.directory, elements)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()

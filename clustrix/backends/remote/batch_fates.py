@@ -12,9 +12,9 @@ apart from one that ran by the absence of both files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..._states import JobState
+from ...oncluster.protocol import ElementReport
 from ...schedulers import BatchResources, Scheduler
 from .runs import Fate, Run
 
@@ -58,7 +58,7 @@ class Unstarted(Fate):
     otherwise: Fate | None = None
 
 
-def merge_fates(fate: Fate | None, found: Fate | None, report: dict[str, Any]) -> Fate | None:
+def merge_fates(fate: Fate | None, found: Fate | None, report: ElementReport) -> Fate | None:
     """The scheduler's `fate`, with the exit status the job script recorded (`found`,
     from the agent's `report` of the element's files)."""
     if isinstance(fate, Unstarted):
@@ -74,7 +74,7 @@ def merge_fates(fate: Fate | None, found: Fate | None, report: dict[str, Any]) -
 
 
 def fate_from_files(
-    run: Run, state: BatchRun, element_id: str, report: dict[str, Any]
+    run: Run, state: BatchRun, element_id: str, report: ElementReport
 ) -> Fate | None:
     """An element no one can address (Slurm's Torque wrappers), no exit file: running
     (pid file), waiting, deleted before it started, or ended without a word."""

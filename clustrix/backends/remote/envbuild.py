@@ -13,8 +13,10 @@ import asyncio
 import logging
 import posixpath
 
-from ..._environment import EnvironmentSpec
+from ..._environment import EnvironmentSpec, mentioned_modules, spec_for_modules
 from ..._exceptions import EnvironmentMismatchError
+from ..._options import Replicate, Venv
+from ..base import Submission
 from .area import RemoteArea
 
 log = logging.getLogger("clustrix")
@@ -63,7 +65,37 @@ class EnvironmentBuilder:
     def __init__(self, area: RemoteArea) -> None:
         self._area = area
         self._locks: dict[str, asyncio.Lock] = {}
+        self._specs: dict[tuple[frozenset[str], str, bool], EnvironmentSpec] = {}
         self.builds = 0  # how many times this client built an environment
+
+    async def venv_for(self, submission: Submission) -> str | None:
+        """The absolute path of the venv the submission's tasks run in, if any: the
+        replicated one (built now if needed) or the user's own (``venv:PATH``)."""
+        environment = submission.resources.environment
+        if isinstance(environment, Replicate):
+            return await self._replicate(submission)
+        if isinstance(environment, Venv):
+            return await self._area.expand(environment.path)
+        return None
+
+    async def _replicate(self, submission: Submission) -> str:
+        """The replicated environment for this payload (built once per hash).
+
+        The spec (which may build wheels of editable distributions with pip) is worked
+        out once per set of modules for the life of this client, not per submission.
+        """
+        config, payload = submission.config, submission.payload
+        pickles = [payload.function, *payload.arguments]
+        modules = frozenset(await asyncio.to_thread(mentioned_modules, pickles))
+        key = (modules, config.replicate_scope, config.replicate_offline)
+        if key not in self._specs:
+            self._specs[key] = await asyncio.to_thread(
+                spec_for_modules,
+                modules,
+                scope=config.replicate_scope,
+                offline=config.replicate_offline,
+            )
+        return await self.ensure(self._specs[key], offline=config.replicate_offline)
 
     async def ensure(self, spec: EnvironmentSpec, *, offline: bool = False) -> str:
         """The path of the venv for `spec`, built now if no one has built it yet."""

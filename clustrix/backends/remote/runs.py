@@ -16,64 +16,29 @@ import base64
 import contextlib
 import logging
 import math
-import posixpath
-import signal
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..._config import ClusterConfig
-from ..._environment import EnvironmentSpec, mentioned_modules, spec_for_modules
 from ..._exceptions import ClusterConnectionError, CommandError
-from ..._job import Job
-from ..._options import Replicate, Venv
+from ..._job import JobControl
 from ..._payload import decode_result
+from ..._settle import Ending, settle
 from ..._states import JobState
 from ..._tasks import TaskSet
-from ..._units import format_time
+from ...oncluster.layout import ERR, OUT, RESULT
+from ...oncluster.protocol import ElementReport, RunQuery, RunStatus
 from ...transport.base import Transport
-from ..base import Backend, Stream, Submission
+from ..base import Backend, Stream, Submission, wait_all
 from .area import RemoteArea
 from .envbuild import EnvironmentBuilder
+from .run import Fate, Run, auto_chunksize
+
+__all__ = ["Fate", "RemoteRunsBackend", "Run", "auto_chunksize"]
 
 log = logging.getLogger("clustrix")
 _INLINE_LIMIT = 1 << 20  # results up to this size come back inside the poll answer
 _ERROR_BUDGET = 300.0  # seconds of failing ticks (daemon restarts...) before jobs are LOST
-_OUTSIDE = "cancelled outside clustrix"
-
-
-@dataclass(frozen=True)
-class Fate:
-    """What is known about one element: its state, and its native job id."""
-
-    state: JobState
-    job_id: str | None = None
-    reason: str | None = None
-    exit_code: int | None = None
-
-
-@dataclass(eq=False)
-class Run:
-    """A submission staged on the login node, and what is still to be collected."""
-
-    submission: Submission
-    directory: str
-    chunksize: int
-    elements: int
-    started: float
-    live: set[int] = field(default_factory=set)  # elements not settled yet
-    uncollected: set[int] = field(default_factory=set)  # tasks without an outcome
-    native: dict[str, Any] = field(default_factory=dict)  # backend's own ids
-    outputs: dict[int, tuple[str, str]] = field(default_factory=dict)
-
-    def tasks_of(self, element: int) -> range:
-        count = len(self.submission.jobs)
-        return range(element * self.chunksize, min((element + 1) * self.chunksize, count))
-
-
-def auto_chunksize(tasks: int, slots: int) -> int:
-    """About four elements per slot: few interpreter starts, still balanced."""
-    return max(1, math.ceil(tasks / max(1, slots * 4)))
 
 
 class RemoteRunsBackend(Backend):
@@ -83,11 +48,10 @@ class RemoteRunsBackend(Backend):
         self._config = config
         self._area = RemoteArea(transport, config)
         self.environments = EnvironmentBuilder(self._area)
-        self._specs: dict[tuple[frozenset[str], str, bool], EnvironmentSpec] = {}
         self._name = name
         self._tasks = TaskSet(f"{name} backend")
         self._runs: dict[str, Run] = {}
-        self._where: dict[Job[Any], tuple[Run, int]] = {}
+        self._where: dict[JobControl[Any], tuple[Run, int]] = {}
         self._unfinished: set[Run] = set()
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
@@ -111,7 +75,7 @@ class RemoteRunsBackend(Backend):
     async def cancel_elements(self, run: Run, elements: Sequence[int]) -> set[int]:
         """Cancel these elements; return those that are certain never to run."""
 
-    def element_fate(self, run: Run, element: int, report: dict[str, Any]) -> Fate | None:
+    def element_fate(self, run: Run, element: int, report: ElementReport) -> Fate | None:
         """The fate told by the agent's files (pid, exit code), if any."""
         exit_code = report.get("exit")
         if exit_code is not None:
@@ -120,7 +84,7 @@ class RemoteRunsBackend(Backend):
         return None
 
     def merge_fate(
-        self, run: Run, element: int, fate: Fate | None, report: dict[str, Any]
+        self, run: Run, element: int, fate: Fate | None, report: ElementReport
     ) -> Fate | None:
         """One element's fate from what the cluster reported (`observe`) and the
         agent's `report` of its files; by default the cluster's word wins."""
@@ -146,11 +110,7 @@ class RemoteRunsBackend(Backend):
         loop = asyncio.get_running_loop()
         run = Run(submission, directory, chunksize, elements, loop.time())
         run.live, run.uncollected = set(range(elements)), set(range(count))
-        environment = submission.resources.environment
-        if isinstance(environment, Replicate):
-            run.native["venv"] = await self._replicate(submission)
-        elif isinstance(environment, Venv):
-            run.native["venv"] = await self._area.expand(environment.path)
+        run.venv = await self.environments.venv_for(submission)
         await self.launch(run)
         self._runs[submission.key] = run
         for position, job in enumerate(submission.jobs):
@@ -159,25 +119,8 @@ class RemoteRunsBackend(Backend):
         if self._poller is None:
             self._poller = self._tasks.spawn(self._poll_forever(), name=f"poll-{self._name}")
         self._wake.set()
-
-    async def _replicate(self, submission: Submission) -> str:
-        """The replicated environment for this payload (built once per hash).
-
-        The spec (which may build wheels of editable distributions with pip) is worked
-        out once per set of modules for the life of this client, not per submission.
-        """
-        config, payload = submission.config, submission.payload
-        pickles = [payload.function, *payload.arguments]
-        modules = frozenset(await asyncio.to_thread(mentioned_modules, pickles))
-        key = (modules, config.replicate_scope, config.replicate_offline)
-        if key not in self._specs:
-            self._specs[key] = await asyncio.to_thread(
-                spec_for_modules,
-                modules,
-                scope=config.replicate_scope,
-                offline=config.replicate_offline,
-            )
-        return await self.environments.ensure(self._specs[key], offline=config.replicate_offline)
+        # cancel() came while this was being submitted (it found no run then): now.
+        await self._cancel_now([job for job in submission.jobs if job.cancel_requested])
 
     def runner_time_limit(self, submission: Submission) -> int | None:
         """Walltime the runner enforces itself (schedulers enforce their own)."""
@@ -221,16 +164,14 @@ class RemoteRunsBackend(Backend):
             return
         self.poll_ticks += 1
         fates = await self.observe(runs)
-        request = {
-            "inline_limit": _INLINE_LIMIT,
-            "runs": [self._agent_request(run, fates.get(run, {})) for run in runs],
-        }
+        queries = [self._agent_request(run, fates.get(run, {})) for run in runs]
         self.poll_commands += 1
-        answer = await self._area.agent_call("status", request)
+        answer = await self._area.status({"inline_limit": _INLINE_LIMIT, "runs": queries})
         for run in runs:
-            await self._update(run, answer.get(run.directory, {}), fates.get(run, {}))
+            report = answer.get(run.directory) or _unreported()
+            await self._update(run, report, fates.get(run, {}))
 
-    def _agent_request(self, run: Run, fates: dict[int, Fate]) -> dict[str, Any]:
+    def _agent_request(self, run: Run, fates: dict[int, Fate]) -> RunQuery:
         ended = [e for e, fate in fates.items() if fate.state.final]
         tails = {str(e): self.log_path(run, e) or "" for e in ended}
         return {
@@ -242,14 +183,12 @@ class RemoteRunsBackend(Backend):
             "tails": tails,
         }
 
-    async def _update(self, run: Run, report: dict[str, Any], fates: dict[int, Fate]) -> None:
+    async def _update(self, run: Run, report: RunStatus, fates: dict[int, Fate]) -> None:
         jobs = run.submission.jobs
-        if not report.get("exists", True):
+        if not report["exists"]:
             self._fail_run(run, JobState.LOST, "its run directory disappeared from the cluster")
             return
-        files = report.get("elements", {})
-        for entry in files.values():
-            entry.setdefault("now", report.get("now"))
+        files = report["elements"]
         known: dict[int, Fate] = {}
         for element in sorted(run.live):
             fate = self.merge_fate(run, element, fates.get(element), files.get(str(element), {}))
@@ -259,9 +198,9 @@ class RemoteRunsBackend(Backend):
             state = JobState.RUNNING if fate.state.final else fate.state
             for task in run.tasks_of(element):  # ids first: results may come in this tick
                 jobs[task].set_state(state, job_id=fate.job_id, reason=fate.reason)
-        for key, blob in report.get("results", {}).items():
+        for key, blob in report["results"].items():
             task = int(key)
-            path = posixpath.join(run.directory, "tasks", f"{task}.result")
+            path = run.layout.task(task, RESULT)
             data = (
                 base64.b64decode(blob)
                 if blob is not None
@@ -272,8 +211,7 @@ class RemoteRunsBackend(Backend):
                 jobs[task].set_result(decode_result(data, job_id=jobs[task].job_id))
             except BaseException as error:
                 jobs[task].set_exception(error)
-        timeouts = set(report.get("timeouts", []))
-        stderr = report.get("stderr", {})
+        timeouts, stderr = set(report["timeouts"]), report["stderr"]
         for element, fate in known.items():
             if not fate.state.final:
                 continue
@@ -285,52 +223,20 @@ class RemoteRunsBackend(Backend):
         if not run.uncollected:
             await self._finish(run)
 
-    def _settle(self, run: Run, job: Job[Any], fate: Fate, timed_out: bool, tail: str) -> None:
+    def _settle(
+        self, run: Run, job: JobControl[Any], fate: Fate, timed_out: bool, tail: str
+    ) -> None:
         """End a task that has no result, in the most specific state known."""
-        code = fate.exit_code
-        limit = run.submission.resources.time
-        if timed_out or fate.state is JobState.TIMEOUT:
-            where = f" of {format_time(limit)}" if limit else ""
-            job.fail(
-                JobState.TIMEOUT,
-                f"exceeded its time limit{where}",
-                exit_code=code,
-                stderr_tail=tail,
-            )
-        elif job.cancel_requested:
-            job.fail(JobState.CANCELLED, "cancelled", exit_code=code, stderr_tail=tail)
-        elif fate.state is JobState.CANCELLED:
-            why = fate.reason or ""
-            if _OUTSIDE not in why:
-                why = f"{_OUTSIDE} ({why})" if why else _OUTSIDE
-            job.reason = why
-            job.fail(JobState.CANCELLED, why, exit_code=code, stderr_tail=tail)
-        elif fate.state in (
-            JobState.OUT_OF_MEMORY,
-            JobState.NODE_FAIL,
-            JobState.PREEMPTED,
-            JobState.LOST,
-        ):
-            job.fail(
-                fate.state,
-                fate.reason or fate.state.value.lower(),
-                exit_code=code,
-                stderr_tail=tail,
-            )
-        elif code is not None and 128 < code < 128 + 65:
-            job.fail(
-                JobState.FAILED,
-                f"killed by {_signal_name(code - 128)} (exit {code})",
-                exit_code=code,
-                stderr_tail=tail,
-            )
-        elif code is None:  # no exit status anywhere: say only what is known
-            why = fate.reason or "it ended without recording an exit status"
-            job.fail(JobState.FAILED, why, stderr_tail=tail)
-        else:
-            job.fail(
-                JobState.FAILED, f"exited {code} without a result", exit_code=code, stderr_tail=tail
-            )
+        ending = Ending(
+            fate.state,
+            fate.exit_code,
+            fate.reason,
+            timed_out=timed_out,
+            time_limit=run.submission.resources.time,
+            cancel_requested=job.cancel_requested,
+            stderr_tail=tail,
+        )
+        job.end(settle(ending))
 
     def _fail_run(self, run: Run, state: JobState, message: str) -> None:
         for job in run.submission.jobs:
@@ -342,19 +248,23 @@ class RemoteRunsBackend(Backend):
         self._unfinished.add(run)  # if the client closes meanwhile, aclose() completes it
         if run.submission.config.cleanup_remote_files:
             # Keep what the tasks printed: the directory with their files goes now.
-            tasks = list(range(len(run.submission.jobs)))
-            request = {"runs": [{"dir": run.directory, "tasks": tasks}]}
-            answer = await self._area.agent_call("outputs", request)
-            for key, (out, err) in answer.get(run.directory, {}).items():
-                run.outputs[int(key)] = (out, err)
+            tasks = range(len(run.submission.jobs))
+            run.outputs.update(await self._area.outputs(run.directory, tasks))
             await self._area.transport.remove_tree(run.directory)
         self._unfinished.discard(run)
 
     # -- cancel, output, close -------------------------------------------------------------
-    async def cancel(self, jobs: Sequence[Job[Any]]) -> None:
-        by_run: dict[Run, set[int]] = {}
+    async def cancel(self, jobs: Sequence[JobControl[Any]]) -> None:
         for job in jobs:
             job.mark_cancel_requested()  # clustrix's own cancel (also on aclose)
+        await self._cancel_now(jobs)
+        self._wake.set()
+        await wait_all(jobs)
+
+    async def _cancel_now(self, jobs: Sequence[JobControl[Any]]) -> None:
+        """Cancel the elements of these jobs' runs (jobs not submitted yet: nothing)."""
+        by_run: dict[Run, set[int]] = {}
+        for job in jobs:
             where = self._where.get(job)
             if where is not None and where[0].submission.key in self._runs:
                 run, position = where
@@ -368,21 +278,18 @@ class RemoteRunsBackend(Backend):
                         run.submission.jobs[task].fail(
                             JobState.CANCELLED, "cancelled before it started"
                         )
-        self._wake.set()
-        await asyncio.gather(*(job._wait() for job in jobs), return_exceptions=True)
 
-    async def read_output(self, job: Job[Any], stream: Stream) -> str:
+    async def read_output(self, job: JobControl[Any], stream: Stream) -> str:
         where = self._where.get(job)
         if where is None:
             return ""
         run, position = where
         if position in run.outputs:
             return run.outputs[position][0 if stream == "stdout" else 1]
-        suffix = "out" if stream == "stdout" else "err"
-        tasks = posixpath.join(run.directory, "tasks")
-        paths = [posixpath.join(tasks, f"{position}.{suffix}")]
+        suffix = OUT if stream == "stdout" else ERR
+        paths = [run.layout.task(position, suffix)]
         if not job.done():  # a running task writes to its element's scratch file
-            paths.append(posixpath.join(tasks, f".running-e{position // run.chunksize}.{suffix}"))
+            paths.append(f"{run.layout.scratch(position // run.chunksize)}.{suffix}")
         for path in paths:
             try:
                 return (await self._area.transport.read_file(path)).decode(errors="replace")
@@ -407,8 +314,6 @@ class RemoteRunsBackend(Backend):
                 log.warning("could not remove the run directory %s: %s", run.directory, error)
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+def _unreported() -> RunStatus:
+    """What to assume of a run the agent did not report on: nothing new."""
+    return {"now": 0.0, "exists": True, "elements": {}, "results": {}, "timeouts": [], "stderr": {}}

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
-from typing import Any
 
 from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError
 from ..._states import JobState
+from ...oncluster.protocol import ElementReport
 from ...transport.base import Transport
 from ..base import Submission
 from .runs import Fate, RemoteRunsBackend, Run, auto_chunksize
@@ -65,9 +65,9 @@ class SSHBackend(RemoteRunsBackend):
             run.directory,
             area.runner,
             submission.key,
-            run.native.get("venv"),
+            run.venv,
         )
-        await area.transport.write_file(posixpath.join(run.directory, "job.sh"), script.encode())
+        await area.transport.write_file(run.layout.job_script(), script.encode())
         await area.transport.write_file(
             posixpath.join(run.directory, "driver.sh"), _DRIVER.encode()
         )
@@ -83,11 +83,11 @@ class SSHBackend(RemoteRunsBackend):
             result = await area.transport.run(launch)
         pid = result.stdout.split()[-1:]
         if pid and pid[0].isdigit():
-            run.native["driver"] = f"{self._host}:{pid[0]}"
+            run.driver = f"{self._host}:{pid[0]}"
 
     def initial_job_id(self, run: Run, element: int) -> str | None:
         """Until an element starts: the driver's id, with the element's index in a sweep."""
-        driver = run.native.get("driver")
+        driver = run.driver
         jobs = run.submission.jobs
         if driver is None or (len(jobs) == 1 and jobs[0].index is None):
             return driver
@@ -96,7 +96,7 @@ class SSHBackend(RemoteRunsBackend):
     async def observe(self, runs: Sequence[Run]) -> dict[Run, dict[int, Fate]]:
         return {}  # no scheduler: the agent's pid and exit files tell everything
 
-    def element_fate(self, run: Run, element: int, report: dict[str, Any]) -> Fate | None:
+    def element_fate(self, run: Run, element: int, report: ElementReport) -> Fate | None:
         pid = report.get("pid")
         job_id = f"{self._host}:{pid}" if pid else None
         if report.get("alive"):
@@ -109,7 +109,5 @@ class SSHBackend(RemoteRunsBackend):
     async def cancel_elements(self, run: Run, elements: Sequence[int]) -> set[int]:
         if not elements:
             return set()
-        request = {"runs": [{"dir": run.directory, "elements": list(elements)}]}
-        answer = await self._area.agent_call("cancel", request)
         # Elements that had not started never will (they check their marker first).
-        return set(answer.get("prevented", {}).get(run.directory, []))
+        return await self._area.cancel(run.directory, elements)

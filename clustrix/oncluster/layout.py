@@ -1,0 +1,121 @@
+"""Every file and folder of a run directory, named once for the client, agent and runner.
+
+Shipped to clusters beside the runner and the agent (as ``clustrix_layout.py``), so
+it imports only the standard library. A run directory holds::
+
+    function.pkl        the callable, pickled once per submission
+    args.bin            every task's (args, kwargs) pickle, back to back
+    spec.json           {"format": 1, "count": N, "chunksize": C, "offsets": [...],
+                         "time_limit": seconds or null}
+    job-N.sh, job.sh    the job script of the array part at element offset N (batch),
+                        or of every element (ssh)
+    tasks/I.result      task I's framed result (written atomically: temp file, rename)
+    tasks/I.out, I.err  task I's own stdout and stderr, only if it wrote any
+    tasks/I.timeout     present if the runner killed task I at its time limit
+    tasks/I.cancel      present if task I must not start (local workers)
+    tasks/.running-eE.out/.err   what the running task of element E writes (batch, ssh)
+    tasks/.running-PID.out/.err  what the running task of worker PID writes (local)
+    elements/E.pid      the pid of element E's job script, once it started
+    elements/E.exit     element E's exit status (0 written by the runner itself)
+    elements/E.cancel   present if element E must not start (or was cancelled)
+    logs/E.out, E.err   element E's own stdout and stderr (the scheduler's logs)
+    worker.err          the stderr of the local backend's workers
+"""
+
+from __future__ import annotations
+
+from posixpath import join
+
+#: What a task's or element's file ends with.
+RESULT, OUT, ERR, TIMEOUT, CANCEL, PID, EXIT = (
+    "result",
+    "out",
+    "err",
+    "timeout",
+    "cancel",
+    "pid",
+    "exit",
+)
+
+FUNCTION, ARGS, SPEC = "function.pkl", "args.bin", "spec.json"  # the staged payload
+
+
+def payload_files(function: bytes, args: bytes, spec: bytes) -> dict[str, bytes]:
+    """The staged payload's files by their name in the run directory."""
+    return {FUNCTION: function, ARGS: args, SPEC: spec}
+
+
+class RunLayout:
+    """The paths of one run directory (on the machine where they are used)."""
+
+    __slots__ = ("dir",)
+
+    def __init__(self, run_dir: str) -> None:
+        self.dir = run_dir
+
+    @property
+    def function(self) -> str:
+        """The pickled callable."""
+        return join(self.dir, FUNCTION)
+
+    @property
+    def args(self) -> str:
+        """Every task's pickled arguments, back to back."""
+        return join(self.dir, ARGS)
+
+    @property
+    def spec(self) -> str:
+        """The run's spec (count, chunksize, argument offsets, time limit)."""
+        return join(self.dir, SPEC)
+
+    @property
+    def tasks(self) -> str:
+        """The folder of the tasks' files."""
+        return join(self.dir, "tasks")
+
+    @property
+    def elements(self) -> str:
+        """The folder of the elements' pid, exit and cancel files."""
+        return join(self.dir, "elements")
+
+    @property
+    def logs(self) -> str:
+        """The folder of the elements' own stdout and stderr."""
+        return join(self.dir, "logs")
+
+    @property
+    def worker_log(self) -> str:
+        """Where the local backend's workers write their own stderr."""
+        return join(self.dir, "worker.err")
+
+    def path(self, name: str) -> str:
+        """The file `name` (e.g. of `payload_files`) in the run directory."""
+        return join(self.dir, name)
+
+    def task(self, index: int, kind: str) -> str:
+        """Task `index`'s file of `kind` (RESULT, OUT, ERR, TIMEOUT or CANCEL)."""
+        return join(self.dir, "tasks", f"{index}.{kind}")
+
+    def task_base(self, index: int) -> str:
+        """Task `index`'s files without their suffix (``tasks/I``)."""
+        return join(self.dir, "tasks", str(index))
+
+    def scratch(self, element: int) -> str:
+        """Where element `element`'s running task writes (add ``.out``/``.err``)."""
+        return join(self.dir, "tasks", f".running-e{element}")
+
+    def worker_scratch(self, pid: int) -> str:
+        """Where local worker `pid`'s running task writes (add ``.out``/``.err``)."""
+        return join(self.dir, "tasks", f".running-{pid}")
+
+    def element(self, element: int, kind: str) -> str:
+        """Element `element`'s file of `kind` (PID, EXIT or CANCEL)."""
+        return join(self.dir, "elements", f"{element}.{kind}")
+
+    def log(self, element: int, stream: str) -> str:
+        """Element `element`'s own log of `stream` (OUT or ERR)."""
+        return join(self.dir, "logs", f"{element}.{stream}")
+
+    def job_script(self, offset: int | None = None) -> str:
+        """The job script of the part at element `offset` (None: the ssh ``job.sh``)."""
+        return join(self.dir, "job.sh" if offset is None else f"job-{offset}.sh")
