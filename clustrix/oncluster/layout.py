@@ -38,6 +38,9 @@ RESULT, OUT, ERR, TIMEOUT, CANCEL, PID, EXIT = (
 )
 
 FUNCTION, ARGS, SPEC = "function.pkl", "args.bin", "spec.json"  # the staged payload
+TASKS, ELEMENTS, LOGS = "tasks", "elements", "logs"  # the run directory's folders
+# The ssh backend's driver: its script, its pid and its log (under LOGS).
+DRIVER_SCRIPT, DRIVER_PID, DRIVER_LOG = "driver.sh", "driver.pid", "driver.log"
 
 
 def payload_files(function: bytes, args: bytes, spec: bytes) -> dict[str, bytes]:
@@ -71,17 +74,17 @@ class RunLayout:
     @property
     def tasks(self) -> str:
         """The folder of the tasks' files."""
-        return join(self.dir, "tasks")
+        return join(self.dir, TASKS)
 
     @property
     def elements(self) -> str:
         """The folder of the elements' pid, exit and cancel files."""
-        return join(self.dir, "elements")
+        return join(self.dir, ELEMENTS)
 
     @property
     def logs(self) -> str:
         """The folder of the elements' own stdout and stderr."""
-        return join(self.dir, "logs")
+        return join(self.dir, LOGS)
 
     @property
     def worker_log(self) -> str:
@@ -94,27 +97,27 @@ class RunLayout:
 
     def task(self, index: int, kind: str) -> str:
         """Task `index`'s file of `kind` (RESULT, OUT, ERR, TIMEOUT or CANCEL)."""
-        return join(self.dir, "tasks", f"{index}.{kind}")
+        return join(self.dir, TASKS, f"{index}.{kind}")
 
     def task_base(self, index: int) -> str:
         """Task `index`'s files without their suffix (``tasks/I``)."""
-        return join(self.dir, "tasks", str(index))
+        return join(self.dir, TASKS, str(index))
 
     def scratch(self, element: int) -> str:
         """Where element `element`'s running task writes (add ``.out``/``.err``)."""
-        return join(self.dir, "tasks", f".running-e{element}")
+        return join(self.dir, TASKS, f".running-e{element}")
 
     def worker_scratch(self, pid: int) -> str:
         """Where local worker `pid`'s running task writes (add ``.out``/``.err``)."""
-        return join(self.dir, "tasks", f".running-{pid}")
+        return join(self.dir, TASKS, f".running-{pid}")
 
     def element(self, element: int, kind: str) -> str:
         """Element `element`'s file of `kind` (PID, EXIT or CANCEL)."""
-        return join(self.dir, "elements", f"{element}.{kind}")
+        return join(self.dir, ELEMENTS, f"{element}.{kind}")
 
     def log(self, element: int, stream: str) -> str:
         """Element `element`'s own log of `stream` (OUT or ERR)."""
-        return join(self.dir, "logs", f"{element}.{stream}")
+        return join(self.dir, LOGS, f"{element}.{stream}")
 
     def job_script(self, offset: int | None = None) -> str:
         """The job script of the part at element `offset` (None: the ssh ``job.sh``)."""

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import jinja2
 
 from .._exceptions import ConfigError
+from ..oncluster import layout
 from .base import BatchResources
 
 #: Exit status the script records when the environment could not be set up
@@ -134,6 +135,14 @@ def context(scheduler: ScriptKind, res: BatchResources, ctx: ScriptContext) -> d
         "runner": _text("runner", ctx.runner, absolute=True),
         "element_index_expr": _line("element_index_expr", scheduler.element_index_expr),
         "element_offset": offset,
+        # the run directory's names (clustrix/oncluster/layout.py): plain words
+        "elements": _Shell(layout.ELEMENTS),
+        "logs": _Shell(layout.LOGS),
+        "pid": _Shell(layout.PID),
+        "exit": _Shell(layout.EXIT),
+        "cancel": _Shell(layout.CANCEL),
+        "out": _Shell(layout.OUT),
+        "err": _Shell(layout.ERR),
         **_environment_context(ctx),
     }
 

@@ -11,32 +11,40 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
+from shlex import quote
 
 from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError
 from ..._states import JobState
+from ...oncluster import layout
+from ...oncluster.layout import RunLayout
 from ...oncluster.protocol import ElementReport
 from ...transport.base import Transport
 from ..base import Submission
 from .runs import Fate, RemoteRunsBackend, Run, auto_chunksize
 from .scripts import render_ssh_script
 
-# Prints the driver's pid (also kept in driver.pid); `setsid` execs in place here (the
-# background child is no group leader), so `$!` is the driver itself.
-_LAUNCH = r"""
+# Prints the driver's pid (also kept in its pid file); `setsid` execs in place here (the
+# background child is no group leader), so `$!` is the driver itself. File names come
+# from the run layout (plain words).
+_DRIVER_LOG = quote(f"{layout.LOGS}/{layout.DRIVER_LOG}")
+_DRIVER_PID, _DRIVER_SCRIPT = quote(layout.DRIVER_PID), quote(layout.DRIVER_SCRIPT)
+_LAUNCH = f"""
 cd "$1" || exit 3
-if [ -e logs/driver.log ]; then echo "already-launched $(cat driver.pid 2>/dev/null)"; exit 0; fi
-setsid nohup sh ./driver.sh "$2" "$3" >logs/driver.log 2>&1 </dev/null &
-echo "$!" >driver.pid
+if [ -e {_DRIVER_LOG} ]; then echo "already-launched $(cat {_DRIVER_PID} 2>/dev/null)"; exit 0; fi
+setsid nohup sh ./{_DRIVER_SCRIPT} "$2" "$3" >{_DRIVER_LOG} 2>&1 </dev/null &
+echo "$!" >{_DRIVER_PID}
 echo "launched $!"
 """
-_DRIVER = r"""#!/bin/sh
+_DRIVER = f"""#!/bin/sh
 # clustrix driver: runs elements 0..$1-1 of this run, $2 at a time, each in its own session.
 cd "$(dirname "$0")" || exit 3
 # The absolute path shows in each element's command line: the agent checks it there
 # before it trusts (or kills) a pid. GNU xargs stops at a command killed by a signal:
 # the `|| true` keeps it going after a cancelled element.
-seq 0 $(($1 - 1)) | xargs -P "$2" -I{} sh -c 'setsid sh "$0" "$1" || true' "$PWD/job.sh" {}
+seq 0 $(($1 - 1)) | xargs -P "$2" -I{{}} sh -c 'setsid sh "$0" "$1" || true' "$PWD/"{
+    quote(posixpath.basename(RunLayout("/").job_script()))
+} {{}}
 """
 
 
@@ -68,9 +76,7 @@ class SSHBackend(RemoteRunsBackend):
             run.venv,
         )
         await area.transport.write_file(run.layout.job_script(), script.encode())
-        await area.transport.write_file(
-            posixpath.join(run.directory, "driver.sh"), _DRIVER.encode()
-        )
+        await area.transport.write_file(run.layout.path(layout.DRIVER_SCRIPT), _DRIVER.encode())
         parallel = min(run.elements, submission.resources.max_concurrent or self._slots(submission))
         launch = ["sh", "-c", _LAUNCH, "sh", run.directory, str(run.elements), str(parallel)]
         try:
