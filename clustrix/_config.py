@@ -9,11 +9,9 @@ environment variables, then defaults. Files are found on a search path
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import threading
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +25,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ._config_env import warn_unknown_variables
 from ._config_fields import FIELD_DESCRIPTIONS
 from ._exceptions import ConfigError
 from ._units import format_memory, format_time, parse_memory, parse_time
@@ -36,21 +35,6 @@ MemoryString = Annotated[str, AfterValidator(lambda v: format_memory(parse_memor
 TimeString = Annotated[str, AfterValidator(lambda v: format_time(parse_time(v)))]
 
 _ALIASES = {"cleanup_on_success": "cleanup_remote_files"}
-# CLUSTRIX_* variables that name no field but are clustrix's own: set by the runner in
-# jobs and by the Kubernetes manifests, read by the test suite and the lab.
-_OWN_VARIABLES = frozenset(
-    {
-        "CLUSTRIX_IN_JOB",
-        "CLUSTRIX_TASK_INDEX",
-        "CLUSTRIX_K8S_PAYLOAD",
-        "CLUSTRIX_K8S_WORK",
-        "CLUSTRIX_K8S_PYTHON",
-        "CLUSTRIX_K8S_RESULT_LIMIT",
-        "CLUSTRIX_K8S_TASK_TIME",
-        "CLUSTRIX_UPDATE_GOLDEN",
-    }
-)
-_OWN_PREFIXES = ("CLUSTRIX_TEST_", "CLUSTRIX_LAB_")
 _FILE_NAMES = ("clustrix.yml", "clustrix.yaml", "clustrix.json")
 _USER_NAMES = ("config.yml", "config.yaml", "config.json")
 
@@ -133,7 +117,7 @@ class ClusterConfig(BaseSettings):
     k8s_pending_grace_seconds: float = Field(120, gt=0)
 
     def __init__(self, **values: Any) -> None:
-        _warn_unknown_variables()
+        warn_unknown_variables(ClusterConfig.model_fields, _ALIASES)
         try:
             super().__init__(**values)
         except ValidationError as exc:
@@ -243,31 +227,6 @@ def file_layer(paths: list[Path], profile: str | None) -> dict[str, Any]:
             )
         merged.update(profiles[profile])
     return merged
-
-
-def _warn_unknown_variables() -> None:
-    """Warn about each ``CLUSTRIX_*`` variable that names no field (a typo would
-    otherwise be ignored without a word), naming the closest field."""
-    fields = {f"CLUSTRIX_{name.upper()}" for name in ClusterConfig.model_fields}
-    for variable in os.environ:
-        upper = variable.upper()  # pydantic-settings reads them case-insensitively
-        if (
-            not upper.startswith("CLUSTRIX_")
-            or upper in fields
-            or upper in _OWN_VARIABLES
-            or upper.startswith(_OWN_PREFIXES)
-        ):
-            continue
-        name = upper.removeprefix("CLUSTRIX_").lower()
-        close = difflib.get_close_matches(name, list(ClusterConfig.model_fields), n=1)
-        field = _ALIASES.get(name) or (close[0] if close else None)
-        hint = f"; did you mean CLUSTRIX_{field.upper()} (field {field!r})?" if field else ""
-        warnings.warn(
-            f"environment variable {variable} names no clustrix configuration field and "
-            f"is ignored{hint}",
-            UserWarning,
-            stacklevel=2,
-        )
 
 
 def _check_names(data: Mapping[str, Any], where: str) -> None:

@@ -1,9 +1,9 @@
 """``parallel="sweep"``: which loop may be fanned out from the client, and the plan.
 
 The client lists the loop's iterable and submits one task per item; each task runs
-the function with the fan-out executor (`clustrix._parallel_loop.run_part`), which
+the function with the fan-out executor (`clustrix._parallel_sweep.run_part`), which
 runs that one iteration and stops the function there. A last job runs the function
-once more with `clustrix._parallel_loop.replay` as its executor, which hands back
+once more with `clustrix._parallel_sweep.replay` as its executor, which hands back
 every iteration's effects in iteration order, so the result is the sequential one.
 """
 
@@ -19,11 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _parallel_loop
+import cloudpickle
+
+from .. import _parallel_sweep
 from .facts import FunctionFacts
 from .flow import loads
 from .judge import Independent
 from .rewrite import build
+
+cloudpickle.register_pickle_by_value(_parallel_sweep)
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,12 @@ def plan_fanout(
     # exactly what the loop would iterate, listed once.
     items = list(eval(code, fn.__globals__, dict(bound.arguments)))  # noqa: S307
     chosen = {key: found}
-    part = build(fn, node, chosen, None, runner=_parallel_loop.run_part)
+    part = build(fn, node, chosen, None, runner=_parallel_sweep.run_part)
 
     def final(outcomes: list[Any]) -> Callable[..., Any]:
         return build(
-            fn, node, chosen, None, runner=functools.partial(_parallel_loop.replay, outcomes)
+            fn, node, chosen, None, runner=functools.partial(_parallel_sweep.replay, outcomes)
         )
 
-    task = functools.partial(_parallel_loop.sweep_part, part, args, dict(kwargs))
+    task = functools.partial(_parallel_sweep.sweep_part, part, args, dict(kwargs))
     return FanOut(key[0], items, task, final)
