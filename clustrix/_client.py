@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import importlib
 import secrets
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import _payload, _selection
+from . import _selection
 from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError, UsageError
 from ._job import Cancellation, Job, JobControl
@@ -26,6 +25,7 @@ from ._sweep import Sweep, want_progress
 from ._tasks import TaskSet
 from ._units import parse_memory
 from ._view import ClientView
+from ._warmup import warm_up
 from .backends import Backend, Submission, create_backend
 from .transport.base import Transport
 from .transport.local import LocalTransport
@@ -35,23 +35,6 @@ if TYPE_CHECKING:
     from ._decorator import RemoteFunction
 
 R = TypeVar("R")
-_BACKEND_MODULES = {"local": "local", "ssh": "ssh", "kubernetes": "kubernetes"}
-
-
-def _warm_up(config: ClusterConfig) -> None:
-    """Import the backend's modules and scan the loaded modules for the pickler, in a
-    worker thread, so that the first call does not hold the event loop."""
-    module = _BACKEND_MODULES.get(config.cluster_type, "batch")
-    with contextlib.suppress(ImportError):  # a missing extra is reported by the call
-        importlib.import_module(f"clustrix.backends.{module}")
-    _payload._REGISTRY.refresh()
-    if config.cluster_type in ("ssh", "slurm", "pbs", "sge"):  # compile the job scripts
-        with contextlib.suppress(ImportError, AttributeError):
-            from .schedulers import render
-
-            templates = render._environment()
-            for name in ("base", config.cluster_type):
-                templates.get_template(f"{name}.sh.j2")
 
 
 class Client:
@@ -105,7 +88,7 @@ class Client:
     async def __aenter__(self) -> Client:
         # What the first call would otherwise do on the loop (hundreds of ms in a big app).
         with contextlib.suppress(ConfigError):  # a bad global config is the call's error
-            await asyncio.to_thread(_warm_up, self.config)
+            await asyncio.to_thread(warm_up, self.config)
         self._open()
         self._token = _selection.CURRENT.set(self)
         return self

@@ -28,13 +28,8 @@ from ..._states import JobState
 from ..._tasks import TaskSet
 from ..base import Backend, Stream, Submission, wait_all
 from . import manifests
-from .api import (
-    ApiError,
-    KubeApi,
-    command_error,
-    refusal_error,
-)
-from .runs import Element, Run, fail_stuck, fail_unsettled, resolve
+from .api import ApiError, KubeApi, command_error, refusal_error
+from .runs import Element, Run, fail_stuck, fail_unsettled, resolve, vanished_because
 from .status import PodView, completion_index, job_outcome, parse_log, pod_view
 
 log = logging.getLogger("clustrix")
@@ -80,13 +75,9 @@ class KubernetesBackend(Backend):
                 self._api = api
                 selector = f"{manifests.LABEL_CLIENT}={self._client_id}"
                 for kind, on_event in (("jobs", self._on_job), ("pods", self._on_pod)):
+                    relist = self._relister(kind)
                     watch = api.watcher(
-                        kind,
-                        self._namespace,
-                        selector,
-                        on_event,
-                        self._relister(kind),
-                        self._refused,
+                        kind, self._namespace, selector, on_event, relist, self._refused
                     )
                     self._tasks.spawn(watch.run(), name=f"k8s-watch-{kind}")
             return self._api
@@ -212,9 +203,7 @@ class KubernetesBackend(Backend):
         if self._tasks.closed:
             work.close()
             return
-        task = self._tasks.spawn(work, name=f"k8s-{run.name}")
-        run.work.add(task)
-        task.add_done_callback(run.work.discard)
+        run.track(self._tasks.spawn(work, name=f"k8s-{run.name}"))
 
     # -- settling tasks -----------------------------------------------------------------
     def _settle(self, run: Run, element: Element, view: PodView, vanished: bool) -> None:
@@ -225,7 +214,10 @@ class KubernetesBackend(Backend):
     async def _collect(self, run: Run, element: Element, view: PodView, vanished: bool) -> None:
         """Read the ended pod's log once and resolve each of its tasks from it."""
         text = await self._read_log(element.pod) if element.pod else None
-        fallback = await self._why_vanished(run, element) if vanished else None
+        fallback = None
+        if vanished:  # deleted with its Job (cancelled), or alone (lost)?
+            deleted = await self._kube.job_deleted(self._namespace, run.name)
+            fallback = vanished_because(deleted, run, element)
         parsed = parse_log(text or "")
         resolve(run, element, parsed, view, fallback=fallback, outputs=self._output)
         self._maybe_finish(run)
@@ -233,15 +225,8 @@ class KubernetesBackend(Backend):
     async def _read_log(self, pod: str) -> str | None:
         return await self._kube.read_log(self._namespace, pod, manifests.CONTAINER)
 
-    async def _why_vanished(self, run: Run, element: Element) -> tuple[JobState, str]:
-        """A pod was deleted before it ended: with its Job (cancelled), or alone (lost)."""
-        gone = await self._kube.job_deleted(self._namespace, run.name)
-        if gone:
-            return JobState.CANCELLED, f"its Kubernetes Job {run.name} was deleted from outside"
-        return JobState.LOST, f"the pod {element.pod} was deleted or evicted before it ended"
-
     async def _settle_deleted(self, run: Run) -> None:
-        await self._drain(run)
+        await run.drain()
         run.disarm()
         for job in run.unfinished():
             job.fail(JobState.CANCELLED, f"its Kubernetes Job {run.name} was deleted from outside")
@@ -249,7 +234,7 @@ class KubernetesBackend(Backend):
 
     async def _settle_finished(self, run: Run, state: JobState, reason: str, message: str) -> None:
         """The Job ended: settle tasks whose pod we have not seen end (one pod list)."""
-        await self._drain(run)
+        await run.drain()
         if run.unfinished():
             selector = f"{manifests.LABEL_KEY}={run.submission.key}"
             try:
@@ -259,15 +244,9 @@ class KubernetesBackend(Backend):
                 pods = []
             for pod in pods:
                 self._on_pod("MODIFIED", pod)
-            await self._drain(run)
+            await run.drain()
         fail_unsettled(run, state, reason, message)
         self._maybe_finish(run)
-
-    async def _drain(self, run: Run) -> None:
-        """Wait for the other work on `run` in flight now (log reads)."""
-        pending = [task for task in run.work if task is not asyncio.current_task()]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
 
     def _stuck_expired(self, run: Run, element: Element) -> None:
         element.timer = None

@@ -73,6 +73,17 @@ class Run:
     def element_of(self, position: int) -> Element:
         return self.elements[position // self.chunksize]
 
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Keep `task` (work on this run, e.g. a log read) until it ends."""
+        self.work.add(task)
+        task.add_done_callback(self.work.discard)
+
+    async def drain(self) -> None:
+        """Wait for the other work on this run in flight now (log reads)."""
+        pending = [task for task in self.work if task is not asyncio.current_task()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
     def unfinished(self) -> list[JobControl[Any]]:
         return [job for job in self.submission.jobs if not job.done()]
 
@@ -224,3 +235,10 @@ def fail_stuck(run: Run, element: Element, view: PodView, grace: float) -> None:
             f"the pod {element.pod} could not start for {grace:g} s: {view.reason}: "
             f"{view.message}; {stuck_hint(view.reason)}",
         )
+
+
+def vanished_because(job_deleted: bool, run: Run, element: Element) -> tuple[JobState, str]:
+    """Why a pod vanished before it ended: with its Job (cancelled), or alone (lost)."""
+    if job_deleted:
+        return JobState.CANCELLED, f"its Kubernetes Job {run.name} was deleted from outside"
+    return JobState.LOST, f"the pod {element.pod} was deleted or evicted before it ended"
