@@ -18,7 +18,7 @@ import time
 
 import clustrix
 from clustrix import Client, cluster
-from clustrix._parallel_loop import allocated_cores
+from clustrix.oncluster.parallel_loop import allocated_cores
 
 
 def simulate(items: int, work: int) -> list[float]:

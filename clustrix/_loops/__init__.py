@@ -2,7 +2,7 @@
 
 `analyse(fn)` parses the function's source (``ast``) once and judges every `for` loop
 (`judge.judge`); `Analysis.rewritten(cores)` is the function with its independent
-loops running through the cluster-side executor (`clustrix._parallel_loop`), which
+loops running through the cluster-side executor (`clustrix.oncluster.parallel_loop`), which
 travels inside the pickled function (registered with cloudpickle by value).
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import cloudpickle
 
-from .. import _parallel_loop
+from ..oncluster import parallel_loop as _parallel_loop
 from .facts import FunctionFacts, Rejected
 from .fanout import FanOut, plan_fanout, sweep_eligible
 from .flow import SCOPES

@@ -1,9 +1,9 @@
 """``parallel="sweep"``: which loop may be fanned out from the client, and the plan.
 
 The client lists the loop's iterable and submits one task per item; each task runs
-the function with the fan-out executor (`clustrix._parallel_sweep.run_part`), which
+the function with the fan-out executor (`clustrix.oncluster.parallel_sweep.run_part`), which
 runs that one iteration and stops the function there. A last job runs the function
-once more with `clustrix._parallel_sweep.replay` as its executor, which hands back
+once more with `clustrix.oncluster.parallel_sweep.replay` as its executor, which hands back
 every iteration's effects in iteration order, so the result is the sequential one.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import cloudpickle
 
-from .. import _parallel_sweep
+from ..oncluster import parallel_sweep as _parallel_sweep
 from .facts import FunctionFacts
 from .flow import loads
 from .judge import Independent

@@ -39,7 +39,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from .. import _parallel_loop
+from ..oncluster import parallel_loop as _parallel_loop
 from .judge import Independent, Site
 
 RUN_LOOP = "_clustrix_run_loop_"

@@ -11,7 +11,7 @@ import pytest
 import clustrix
 from clustrix import ConfigError, cluster
 from clustrix._loops import analyse, shipped_function
-from clustrix._parallel_loop import allocated_cores, run_loop
+from clustrix.oncluster.parallel_loop import allocated_cores, run_loop
 
 
 def squares(xs, scale=1, *, offset=0):

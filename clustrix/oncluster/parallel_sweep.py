@@ -1,6 +1,6 @@
 """``parallel="sweep"`` on the cluster: the executors of a loop fanned out as a sweep.
 
-Like `clustrix._parallel_loop` (whose pieces it uses), this runs on the cluster and
+Like `parallel_loop` (whose pieces it uses), this runs on the cluster and
 imports only the standard library and cloudpickle; it travels by value inside the
 pickled function. The client lists the iterable and submits one task per iteration:
 each task runs the function with `run_part` as its loop executor, which runs the body
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._parallel_loop import Body, Effect, Failure, Record, _merge, _run_chunk
+from .parallel_loop import Body, Effect, Failure, Record, _merge, _run_chunk
 
 Outcome = tuple[list[Record], Failure | None]
 
