@@ -12,6 +12,7 @@ Run by ``mkdocs build`` / ``mkdocs serve`` (``hooks:`` in mkdocs.yml); no plugin
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 import types
@@ -87,7 +88,10 @@ def _default(field: Any) -> str:
 def _groups(cls: type) -> dict[str, str]:
     """Field name -> the ``# comment`` heading it is declared under in the class body."""
     groups, current = {}, "Other"
-    for line in inspect.getsource(cls).splitlines():
+    # The class's own module (clustrix re-exports it with __module__ = "clustrix").
+    source = inspect.getsource(importlib.import_module("clustrix._config"))
+    body = source.split(f"\nclass {cls.__name__}(", 1)[1].split("\n\n\n", 1)[0]
+    for line in body.splitlines():
         comment = re.match(r"^    # (.+)$", line)
         if comment:
             current = comment.group(1).split("(")[0].strip().rstrip(";:")
