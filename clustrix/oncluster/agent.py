@@ -79,14 +79,22 @@ def keep_scratch(scratch: str, task_base: str) -> None:
             os.replace(f"{scratch}.{suffix}", f"{task_base}.{suffix}")
 
 
-def _alive(pid: int, run_dir: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return run_dir.encode() in handle.read()  # not a recycled pid
-    except OSError:
+HOST = os.uname().nodename
+
+
+def _pid_and_host(text: str | None) -> tuple[int | None, str]:
+    """``elements/E.pid`` holds ``PID HOST``: the job script's pid on the node that runs it."""
+    fields = (text or "").split()
+    pid = int(fields[0]) if fields and fields[0].isdigit() else None
+    return pid, fields[1] if len(fields) > 1 else HOST
+
+
+def _alive(pid: int, host: str, run_dir: str) -> bool:
+    """Whether element process `pid` still runs. A pid on another node cannot be
+    judged here: it counts as alive and the scheduler decides (``tails``)."""
+    if host != HOST:
+        return True
+    if not os.path.isdir("/proc/self"):  # no procfs: all that can be told is whether it exists
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -94,12 +102,30 @@ def _alive(pid: int, run_dir: str) -> bool:
         except PermissionError:
             return True
         return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    # Not a recycled pid: the job script runs in the run directory (it cd's there
+    # before writing its pid); its command line names a spooled copy of the script.
+    with contextlib.suppress(OSError):
+        if os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) == os.path.realpath(run_dir):
+            return True
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return run_dir.encode() in handle.read()
+    except OSError:
+        return False
 
 
 def _element(layout: files.RunLayout, element: int, now: float) -> ElementReport:
     pid_path = layout.element(element, files.PID)
-    pid_text, exit_text = _read(pid_path), _read(layout.element(element, files.EXIT))
-    pid = int(pid_text) if pid_text and pid_text.isdigit() else None
+    exit_text = _read(layout.element(element, files.EXIT))
+    pid, host = _pid_and_host(_read(pid_path))
     try:
         started: float | None = os.path.getmtime(pid_path)
     except OSError:
@@ -107,7 +133,8 @@ def _element(layout: files.RunLayout, element: int, now: float) -> ElementReport
     return {
         "pid": pid,
         "started": started,
-        "alive": bool(pid) and exit_text is None and _alive(pid or 0, layout.dir),
+        "alive": bool(pid) and exit_text is None and _alive(pid or 0, host, layout.dir),
+        "local": host == HOST,
         "exit": int(exit_text) if exit_text and exit_text.lstrip("-").isdigit() else None,
         "cancelled": os.path.exists(layout.element(element, files.CANCEL)),
         "now": now,
@@ -153,9 +180,9 @@ def _run_status(run: RunQuery, limit: int) -> RunStatus:
     # exit is left to the next call (elements are read before results on purpose).
     for element, state in elements.items():
         if state["pid"] is None and state["exit"] is None:
-            late = _read(layout.element(int(element), files.PID))
-            if late and late.isdigit():
-                state["pid"], state["alive"] = int(late), True
+            late, _ = _pid_and_host(_read(layout.element(int(element), files.PID)))
+            if late is not None:
+                state["pid"], state["alive"] = late, True
     return {
         "now": now,
         "exists": os.path.isdir(layout.dir),
@@ -185,7 +212,7 @@ def cancel(request: CancelRequest) -> CancelAnswer:
             if state["pid"] is None and state["exit"] is None:
                 # job.sh writes its pid, then checks the marker: it will not run.
                 answer["prevented"].setdefault(layout.dir, []).append(element)
-            elif state["alive"] and state["pid"]:
+            elif state["alive"] and state["pid"] and state["local"]:
                 try:
                     os.killpg(state["pid"], signal.SIGKILL)
                     answer["killed"].append(state["pid"])

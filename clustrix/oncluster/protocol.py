@@ -34,7 +34,8 @@ class ElementReport(TypedDict, total=False):
 
     pid: int | None  # the job script's pid, once it started
     started: float | None  # when it wrote its pid (epoch seconds)
-    alive: bool  # its process still runs
+    alive: bool  # its process still runs (or runs on another node: the scheduler knows)
+    local: bool  # it runs (ran) on the node the agent runs on
     exit: int | None  # the exit status it recorded
     cancelled: bool  # its cancel marker exists
     now: float  # the agent's clock when it looked

@@ -7,6 +7,7 @@ Slurm's Torque/PBS wrappers (tests/lab/up.sh; PBS on its own sshd port).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -33,7 +34,8 @@ def config_for(kind: str, lab: dict[str, Any], remote_dir: str, **fields: Any) -
     if kind == "local":
         return ClusterConfig(cluster_type="local", **fields)
     fields.setdefault("cluster_port", lab["ports"][kind])
-    return ssh_config(lab, remote_dir, cluster_type=kind, job_poll_interval=1, **fields)
+    fields.setdefault("job_poll_interval", 1)
+    return ssh_config(lab, remote_dir, cluster_type=kind, **fields)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -200,6 +202,44 @@ async def test_poller_commands_per_tick_do_not_grow_with_jobs(
     # squeue/qstat + (only when some left the queue) sacct/qacct + the agent: at most 3
     assert few <= 3
     assert many <= 3
+
+
+def print_then_wait(flag: str) -> str:
+    import os
+    import sys
+
+    print("said before the wait", file=sys.stderr, flush=True)
+    while not os.path.exists(flag):
+        time.sleep(0.05)
+    return "done"
+
+
+@pytest.mark.parametrize("kind", ["ssh", *SCHEDULERS])
+async def test_polls_while_a_task_runs_do_not_disturb_its_output(
+    kind: str, lab: dict[str, Any], remote_dir: str
+) -> None:
+    """Status polls that find a running element must leave its task's scratch output
+    alone: it counts as alive (the job script's pid in its run directory), so its
+    task finishes normally and keeps what it printed (a poll once took the running
+    task for dead and moved its output away under it)."""
+    flag = Path(f"/tmp/clx-go-{secrets.token_hex(4)}")  # where the lab user can see it
+    config = config_for(kind, lab, remote_dir, job_poll_interval=0.2)
+    async with Client(config, cancel_on_exit=True) as client:
+        job = client.submit(print_then_wait, str(flag))
+        while job.state is not JobState.RUNNING:
+            await asyncio.sleep(0.05)
+        backend = next(iter(client._backends.values()))
+        run = next(iter(backend._runs.values()))
+        while not list((Path(run.directory) / "tasks").glob(".running-*.err")):
+            await asyncio.sleep(0.05)
+        ticks = backend.poll_ticks
+        while backend.poll_ticks < ticks + 3:
+            await asyncio.sleep(0.05)
+        assert not job.done()
+        flag.touch()
+        assert await asyncio.wait_for(job, 60) == "done"
+        assert "said before the wait" in await job.stderr()
+    flag.unlink()
 
 
 def test_scheduler_outputs_are_parsed_into_oom() -> None:
