@@ -20,126 +20,52 @@ they are, never followed.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import fnmatch
 import os
 import posixpath
 import stat as stat_module
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError
-from ._portal import PORTAL
+from ._local_fs import (
+    DiskUsage,
+    FileInfo,
+    count_files_local,
+    du_local,
+    find_local,
+    glob_local,
+    ls_local,
+    stat_local,
+)
 from ._remote_fs import RemoteTree, remote_tree
 from .oncluster.runner import IN_JOB_ENV
 
+__all__ = [
+    "DiskUsage",
+    "FileInfo",
+    "cluster_count_files",
+    "cluster_du",
+    "cluster_exists",
+    "cluster_find",
+    "cluster_glob",
+    "cluster_isdir",
+    "cluster_isfile",
+    "cluster_ls",
+    "cluster_stat",
+    "count_files",
+    "du",
+    "exists",
+    "find",
+    "glob",
+    "isdir",
+    "isfile",
+    "ls",
+    "stat",
+]
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """What `cluster_stat` reports about one path (a symbolic link is not followed).
-
-    `name` is the last component of the path, `size` its size in bytes, `modified` its
-    modification time as a Unix time, `is_dir` whether it is a directory and
-    `permissions` its mode bits as three octal digits (e.g. ``"755"``).
-    """
-
-    name: str
-    size: int
-    modified: float  # Unix time
-    is_dir: bool
-    permissions: str  # three octal digits, e.g. "755"
-
-    @property
-    def is_file(self) -> bool:
-        """True for everything that is not a directory (as the seed's `FileInfo`)."""
-        return not self.is_dir
-
-    @property
-    def modified_datetime(self) -> datetime.datetime:
-        """`modified` as a naive local `datetime.datetime`."""
-        return datetime.datetime.fromtimestamp(self.modified)
-
-
-@dataclass(frozen=True)
-class DiskUsage:
-    """Bytes and number of files below a directory (`cluster_du`).
-
-    `total_bytes` sums the sizes of every non-directory below it (links not followed);
-    `file_count` counts them.
-    """
-
-    total_bytes: int
-    file_count: int
-
-    @property
-    def total_mb(self) -> float:
-        """`total_bytes` in MiB (1024²)."""
-        return self.total_bytes / 1024**2
-
-    @property
-    def total_gb(self) -> float:
-        """`total_bytes` in GiB (1024³)."""
-        return self.total_bytes / 1024**3
-
-
-# -- the local implementation (pure functions over this machine's files) ----------------
-def _ls(path: Path) -> list[str]:
-    return sorted(os.listdir(path))
-
-
-def _walk_files(path: Path) -> list[tuple[str, os.stat_result]]:
-    """(relative path, lstat) of every non-directory below `path`; links not followed."""
-    if not path.is_dir():
-        os.stat(path)  # raises FileNotFoundError / PermissionError as appropriate
-        raise NotADirectoryError(f"not a directory: {path}")
-    found = []
-    for root, dirs, files in os.walk(path, onerror=_raise, followlinks=False):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            full = os.path.join(root, name)
-            found.append((os.path.relpath(full, path), os.lstat(full)))
-    return found
-
-
-def _raise(error: OSError) -> None:
-    raise error
-
-
-def _find(pattern: str, path: Path) -> list[str]:
-    return sorted(
-        rel for rel, _ in _walk_files(path) if fnmatch.fnmatchcase(os.path.basename(rel), pattern)
-    )
-
-
-def _stat(path: Path) -> FileInfo:
-    info = os.lstat(path)
-    return FileInfo(
-        name=path.name,
-        size=info.st_size,
-        modified=info.st_mtime,
-        is_dir=stat_module.S_ISDIR(info.st_mode),
-        permissions=f"{stat_module.S_IMODE(info.st_mode) & 0o777:03o}",
-    )
-
-
-def _glob(pattern: str, path: Path) -> list[str]:
-    if not path.is_dir():
-        os.stat(path)
-        raise NotADirectoryError(f"not a directory: {path}")
-    return sorted(name for name in os.listdir(path) if fnmatch.fnmatchcase(name, pattern))
-
-
-def _du(path: Path) -> DiskUsage:
-    files = _walk_files(path)
-    return DiskUsage(sum(info.st_size for _, info in files), len(files))
-
-
-def _count_files(path: Path, pattern: str) -> int:
-    return len(_find(pattern, path))
 
 
 # -- choosing where to act ---------------------------------------------------------------
@@ -179,25 +105,60 @@ async def _act(
     return await remote(await remote_tree(config), path)
 
 
-def _sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    return PORTAL.run(coroutine)
-
-
 # -- async API (primary) -----------------------------------------------------------------
 async def ls(path: str = ".", config: ClusterConfig | None = None) -> list[str]:
-    """Sorted names of the entries in directory `path`."""
-    return await _act(config, path, _ls, lambda tree, p: tree.ls(p))
+    """Sorted names of the entries in directory `path`.
+
+    Args:
+        path: a directory; relative paths start at `remote_work_dir` (the working
+            directory for the local backend).
+        config: the cluster; the global configuration (`clustrix.configure`) if None.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        NotADirectoryError: `path` is not a directory.
+        ConfigError: `config` is a Kubernetes configuration (no filesystem to reach).
+        ClusterConnectionError: the cluster cannot be reached (also AuthenticationError,
+            HostKeyError).
+    """
+    return await _act(config, path, ls_local, lambda tree, p: tree.ls(p))
 
 
 async def find(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
-    """Files below `path` (recursively) whose name matches `pattern`, relative, sorted."""
+    """Files below `path` (recursively) whose name matches `pattern`, relative, sorted.
+
+    Args:
+        pattern: a shell-style pattern (`fnmatch`, case-sensitive) for file names.
+        path: a directory; relative paths start at `remote_work_dir` (the working
+            directory for the local backend).
+        config: the cluster; the global configuration (`clustrix.configure`) if None.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        NotADirectoryError: `path` is not a directory.
+        ConfigError: `config` is a Kubernetes configuration (no filesystem to reach).
+        ClusterConnectionError: the cluster cannot be reached (also AuthenticationError,
+            HostKeyError).
+    """
     return await _act(
-        config, path, lambda p: _find(pattern, p), lambda tree, p: tree.find(pattern, p)
+        config, path, lambda p: find_local(pattern, p), lambda tree, p: tree.find(pattern, p)
     )
 
 
 async def stat(path: str, config: ClusterConfig | None = None) -> FileInfo:
-    """A `FileInfo` for `path` (a symbolic link is described, not followed)."""
+    """A `FileInfo` for `path` (a symbolic link is described, not followed).
+
+    Args:
+        path: a file or directory; relative paths start at `remote_work_dir` (the working
+            directory for the local backend).
+        config: the cluster; the global configuration (`clustrix.configure`) if None.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ConfigError: `config` is a Kubernetes configuration (no filesystem to reach).
+        ClusterConnectionError: the cluster cannot be reached (also AuthenticationError,
+            HostKeyError).
+    """
 
     async def remote(tree: RemoteTree, target: str) -> FileInfo:
         full = await tree.path(target)
@@ -211,16 +172,38 @@ async def stat(path: str, config: ClusterConfig | None = None) -> FileInfo:
             permissions=f"{stat_module.S_IMODE(mode) & 0o777:03o}",
         )
 
-    return await _act(config, path, _stat, remote)
+    return await _act(config, path, stat_local, remote)
 
 
 async def exists(path: str, config: ClusterConfig | None = None) -> bool:
-    """True if `path` exists."""
+    """True if `path` exists.
+
+    Args:
+        path: a file or directory; relative paths start at `remote_work_dir` (the working
+            directory for the local backend).
+        config: the cluster; the global configuration (`clustrix.configure`) if None.
+
+    Raises:
+        ConfigError: `config` is a Kubernetes configuration (no filesystem to reach).
+        ClusterConnectionError: the cluster cannot be reached (also AuthenticationError,
+            HostKeyError).
+    """
     return await _act(config, path, os.path.lexists, lambda tree, p: tree.exists(p))
 
 
 async def isdir(path: str, config: ClusterConfig | None = None) -> bool:
-    """True if `path` is a directory."""
+    """True if `path` is a directory.
+
+    Args:
+        path: any path; relative paths start at `remote_work_dir` (the working
+            directory for the local backend).
+        config: the cluster; the global configuration (`clustrix.configure`) if None.
+
+    Raises:
+        ConfigError: `config` is a Kubernetes configuration (no filesystem to reach).
+        ClusterConnectionError: the cluster cannot be reached (also AuthenticationError,
+            HostKeyError).
+    """
 
     async def remote(tree: RemoteTree, target: str) -> bool:
         return stat_module.S_ISDIR(await tree.mode(target) or 0)
@@ -229,7 +212,18 @@ async def isdir(path: str, config: ClusterConfig | None = None) -> bool:
 
 
 async def isfile(path: str, config: ClusterConfig | None = None) -> bool:
-    """True if `path` is a regular file."""
+    """True if `path` is a regular file.
+
+    Args:
+        path: any path; relative paths start at `remote_work_dir` (the working
+            directory for the local backend).
+        config: the cluster; the global configuration (`clustrix.configure`) if None.
+
+    Raises:
+        ConfigError: `config` is a Kubernetes configuration (no filesystem to reach).
+        ClusterConnectionError: the cluster cannot be reached (also AuthenticationError,
+            HostKeyError).
+    """
 
     async def remote(tree: RemoteTree, target: str) -> bool:
         return stat_module.S_ISREG(await tree.mode(target) or 0)
@@ -238,76 +232,82 @@ async def isfile(path: str, config: ClusterConfig | None = None) -> bool:
 
 
 async def glob(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
-    """Names in directory `path` itself that match `pattern`, sorted."""
+    """Names in directory `path` itself that match `pattern`, sorted.
+
+    Args:
+        pattern: a shell-style pattern (`fnmatch`, case-sensitive) for entry names.
+        path: a directory; relative paths start at `remote_work_dir` (the working
+            directory for the local backend).
+        config: the cluster; the global configuration (`clustrix.configure`) if None.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        NotADirectoryError: `path` is not a directory.
+        ConfigError: `config` is a Kubernetes configuration (no filesystem to reach).
+        ClusterConnectionError: the cluster cannot be reached (also AuthenticationError,
+            HostKeyError).
+    """
     return await _act(
-        config, path, lambda p: _glob(pattern, p), lambda tree, p: tree.glob(pattern, p)
+        config, path, lambda p: glob_local(pattern, p), lambda tree, p: tree.glob(pattern, p)
     )
 
 
 async def du(path: str = ".", config: ClusterConfig | None = None) -> DiskUsage:
-    """Total size (apparent bytes) and number of files below `path`."""
+    """Total size (apparent bytes) and number of files below `path`, as a `DiskUsage`.
+
+    Args:
+        path: a directory; relative paths start at `remote_work_dir` (the working
+            directory for the local backend).
+        config: the cluster; the global configuration (`clustrix.configure`) if None.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        NotADirectoryError: `path` is not a directory.
+        ConfigError: `config` is a Kubernetes configuration (no filesystem to reach).
+        ClusterConnectionError: the cluster cannot be reached (also AuthenticationError,
+            HostKeyError).
+    """
 
     async def remote(tree: RemoteTree, target: str) -> DiskUsage:
         files = await tree.walk(target)
         return DiskUsage(sum(size for _, size in files), len(files))
 
-    return await _act(config, path, _du, remote)
+    return await _act(config, path, du_local, remote)
 
 
 async def count_files(
     path: str = ".", pattern: str = "*", config: ClusterConfig | None = None
 ) -> int:
-    """How many files below `path` have a name matching `pattern`."""
+    """How many files below `path` have a name matching `pattern`.
+
+    Args:
+        path: a directory; relative paths start at `remote_work_dir` (the working
+            directory for the local backend).
+        pattern: a shell-style pattern (`fnmatch`, case-sensitive) for file names.
+        config: the cluster; the global configuration (`clustrix.configure`) if None.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        NotADirectoryError: `path` is not a directory.
+        ConfigError: `config` is a Kubernetes configuration (no filesystem to reach).
+        ClusterConnectionError: the cluster cannot be reached (also AuthenticationError,
+            HostKeyError).
+    """
 
     async def remote(tree: RemoteTree, target: str) -> int:
         return len(await tree.find(pattern, target))
 
-    return await _act(config, path, lambda p: _count_files(p, pattern), remote)
+    return await _act(config, path, lambda p: count_files_local(p, pattern), remote)
 
 
-# -- the seed's synchronous names (thin wrappers) ----------------------------------------
-def cluster_ls(path: str = ".", config: ClusterConfig | None = None) -> list[str]:
-    """Sorted names of the entries in directory `path` on the cluster."""
-    return _sync(ls(path, config))
-
-
-def cluster_find(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
-    """Files below `path` whose name matches `pattern`, relative to `path`, sorted."""
-    return _sync(find(pattern, path, config))
-
-
-def cluster_stat(path: str, config: ClusterConfig | None = None) -> FileInfo:
-    """A `FileInfo` for `path` on the cluster."""
-    return _sync(stat(path, config))
-
-
-def cluster_exists(path: str, config: ClusterConfig | None = None) -> bool:
-    """True if `path` exists on the cluster."""
-    return _sync(exists(path, config))
-
-
-def cluster_isdir(path: str, config: ClusterConfig | None = None) -> bool:
-    """True if `path` is a directory on the cluster."""
-    return _sync(isdir(path, config))
-
-
-def cluster_isfile(path: str, config: ClusterConfig | None = None) -> bool:
-    """True if `path` is a regular file on the cluster."""
-    return _sync(isfile(path, config))
-
-
-def cluster_glob(pattern: str, path: str = ".", config: ClusterConfig | None = None) -> list[str]:
-    """Names in directory `path` matching `pattern`, sorted."""
-    return _sync(glob(pattern, path, config))
-
-
-def cluster_du(path: str = ".", config: ClusterConfig | None = None) -> DiskUsage:
-    """Total size and number of files below `path` on the cluster."""
-    return _sync(du(path, config))
-
-
-def cluster_count_files(
-    path: str = ".", pattern: str = "*", config: ClusterConfig | None = None
-) -> int:
-    """How many files below `path` match `pattern` on the cluster."""
-    return _sync(count_files(path, pattern, config))
+from ._fs_sync import (  # noqa: E402  (the sync names wrap the functions above)
+    cluster_count_files,
+    cluster_du,
+    cluster_exists,
+    cluster_find,
+    cluster_glob,
+    cluster_isdir,
+    cluster_isfile,
+    cluster_ls,
+    cluster_stat,
+)
