@@ -303,6 +303,13 @@ def configure(**fields: Any) -> ClusterConfig:
     """Set fields of the global configuration (runtime layer) and return it.
 
     Later calls add to earlier ones; the result is validated before anything changes.
+
+    Args:
+        **fields: `ClusterConfig` fields (or the seed's alias names) and their values.
+
+    Raises:
+        ConfigError: an unknown field or an invalid value; the message names the field,
+            where its value came from, and what to change.
     """
     return _GLOBAL.update(False, fields)
 
@@ -312,6 +319,13 @@ def load_config(path: str | os.PathLike[str]) -> ClusterConfig:
 
     Replaces earlier `configure()` overrides; environment variables and defaults
     still fill the fields the file does not set.
+
+    Args:
+        path: a YAML or JSON config file (``~`` is expanded).
+
+    Raises:
+        ConfigError: the file does not exist, cannot be parsed, or sets an unknown
+            field or an invalid value.
     """
     file = Path(path).expanduser()
     if not file.is_file():
@@ -320,7 +334,11 @@ def load_config(path: str | os.PathLike[str]) -> ClusterConfig:
 
 
 def get_config() -> ClusterConfig:
-    """The global configuration (built on first use from files, env and defaults)."""
+    """The global configuration (built on first use from files, env and defaults).
+
+    Raises:
+        ConfigError: a config file or a ``CLUSTRIX_*`` variable holds an invalid value.
+    """
     return _GLOBAL.get()
 
 

@@ -283,6 +283,14 @@ def explain(fn: Any) -> ExplainReport:
     ``report.loops`` lists every for loop in source order with ``.lineno``,
     ``.parallel``, ``.mode`` ("cores", "sweep" or None) and ``.reason``;
     ``print(report)`` shows a readable summary.
+
+    Args:
+        fn: the function to analyse; for a `@cluster` function its options (``parallel``,
+            ``auto_parallel``) decide what would run in parallel.
+
+    Raises:
+        Nothing for an unsupported object: a callable without Python source (a builtin,
+        a C extension) gets a report saying it runs as it is.
     """
     from .._config import get_config
 
