@@ -301,9 +301,14 @@ class LocalBackend(Backend):
             return kept
         suffix = OUT if stream == "stdout" else ERR
         path = run.layout.task(position, suffix)
-        process = run.running.get(position)
-        if process is not None:  # still running: it writes to its worker's scratch file
-            path = f"{run.layout.worker_scratch(process.pid)}.{suffix}"
+        # Still running (or sent to a worker whose "start" is not read yet): it writes
+        # to its worker's scratch file.
+        process = run.running.get(position) or run.dispatched.get(position)
+        if process is not None:
+            scratch = f"{run.layout.worker_scratch(process.pid)}.{suffix}"
+            text = await asyncio.to_thread(file_tail, scratch, _OUTPUT_KEEP)
+            if text or not job.done():
+                return text
         return await asyncio.to_thread(file_tail, path, _OUTPUT_KEEP)
 
     async def aclose(self, *, cancel_running: bool) -> None:

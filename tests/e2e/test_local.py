@@ -145,7 +145,8 @@ async def test_cancel_running_job_kills_its_process(tmp_path: Path) -> None:
     job = wait_for_file(flag)
     await wait_until(lambda: Path(flag + ".started").exists())
     pid = int(Path(flag + ".started").read_text())
-    assert job.state is JobState.RUNNING
+    # the task runs; the client knows once it read the worker's "start" answer
+    await wait_until(lambda: job.state is JobState.RUNNING)
     await job.cancel()
     assert job.state is JobState.CANCELLED
     with pytest.raises(JobCancelledError):
