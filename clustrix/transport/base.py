@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import abc
+import logging
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .._exceptions import CommandError
+
+log = logging.getLogger("clustrix.transport")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class Transport(abc.ABC):
         it runs raises a transient `ClusterConnectionError` instead of retrying it.
         """
         result = await self.execute(tuple(argv), stdin, timeout, idempotent)
+        if log.isEnabledFor(logging.DEBUG):  # argv carries no secrets (they never reach a shell)
+            where = getattr(self, "host", None) or "localhost"
+            log.debug("on %s, exit %d: %s", where, result.exit_status, shlex.join(argv)[:500])
         return result.check() if check else result
 
     @abc.abstractmethod
