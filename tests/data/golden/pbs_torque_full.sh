@@ -31,9 +31,10 @@ clustrix_exit() {
 }
 
 cd "$RUN_DIR" || { echo "clustrix: cannot enter the run directory $RUN_DIR" >&2; exit 97; }
-# Record that this element started (its pid, on whichever node runs it), and do not
-# start at all if clustrix cancelled it meanwhile.
-echo "$$" >"$RUN_DIR/elements/$ELEMENT.pid"
+# Record that this element started (its pid and the node that runs it: the agent on
+# the login node judges only its own node's pids), and do not start at all if
+# clustrix cancelled it meanwhile.
+echo "$$ $(uname -n)" >"$RUN_DIR/elements/$ELEMENT.pid"
 if [ -e "$RUN_DIR/elements/$ELEMENT.cancel" ]; then clustrix_exit 130; fi
 
 # The user's environment settings (without `set -u`: site scripts rarely survive it).
