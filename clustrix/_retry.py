@@ -103,9 +103,11 @@ def attempts_text(
 ) -> str:
     """What a task's final error says about its attempts: how many were made and how
     the earlier ones ended, or why its ending was not retried ("" if nothing to say)."""
+    if policy.retries == 0 and attempt == 1:
+        return ""
     if state is not None and state in policy.retry_on and attempt > policy.retries:
         text = f"after {attempt} attempts (retries={policy.retries} used up)"
-    elif state is not None and state in RETRYABLE and policy.retries:
+    elif state in RETRYABLE - policy.retry_on:
         text = f"not retried: {state.value} is not in retry_on"
         text += f" (attempt {attempt})" if attempt > 1 else ""
     elif attempt > 1:
@@ -156,7 +158,9 @@ class RetryHook:
         )
         if not retry or ended is None or not self._accepting():
             return False
-        history = f"attempt {control.attempt} ended {ended.value}: {_short(error)}"
+        where = f" (job {control.job_id})" if control.job_id else ""
+        text = str(error).partition(f"ended {ended.value}: ")[2] or str(error)
+        history = f"attempt {control.attempt}{where} ended {ended.value}: {_short(text, error)}"
         successor = control.next_attempt(
             f"attempt {control.attempt} ended {ended.value}; retrying", history
         )
@@ -218,6 +222,6 @@ def attach(
         control.retry = TaskRetry(hook, position)
 
 
-def _short(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
+def _short(text: str, error: BaseException) -> str:
+    text = text or type(error).__name__
     return text if len(text) <= _MESSAGE_KEEP else text[: _MESSAGE_KEEP - 3] + "..."
