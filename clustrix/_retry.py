@@ -39,6 +39,7 @@ RETRYABLE = frozenset(
         JobState.LOST,
     }
 )
+_NAME_LIMIT = 15  # characters of a job name on every scheduler (PBS's limit)
 _MESSAGE_KEEP = 160  # characters of an earlier attempt's error kept in the final one
 
 
@@ -182,7 +183,7 @@ class RetryHook:
         original = self._original
         arguments = [original.payload.arguments[p] for p in batch.positions]
         submission = Submission(
-            f"{original.key}-r{self._count}",
+            retry_key(original.key, self._count),
             original.name,
             Payload(original.payload.function, arguments),
             original.resources,
@@ -220,6 +221,17 @@ def attach(
     hook = RetryHook(policy, submission, resubmit, accepting)
     for position, control in enumerate(submission.jobs):
         control.retry = TaskRetry(hook, position)
+
+
+def retry_key(key: str, number: int) -> str:
+    """The key of retry submission `number` (from 1) of the submission `key`.
+
+    It names the submission on the cluster (job name, run directory), where names are
+    at most 15 characters (PBS): the original key's start, then ``r<number>``; keys
+    clustrix makes are ``cx`` and hex digits, so it never names an original.
+    """
+    suffix = f"r{number}"
+    return key[: _NAME_LIMIT - len(suffix)] + suffix
 
 
 def _short(text: str, error: BaseException) -> str:

@@ -203,7 +203,7 @@ async def test_a_node_failure_from_sacct_resubmits_only_that_task() -> None:
     assert first[1].done() and first[2].done()  # to the first run, those tasks are over
     await asyncio.sleep(0)  # retries of one loop turn go out together
     (again,) = resubmitted
-    assert again.key == "cxkey-r1" and list(again.payload.arguments) == [b"args-1", b"args-2"]
+    assert again.key == "cxkeyr1" and list(again.payload.arguments) == [b"args-1", b"args-2"]
     assert again.payload.function == b"function"
     assert [c.job for c in again.jobs] == [jobs[1], jobs[2]]
     assert [c.attempt for c in again.jobs] == [2, 2]
@@ -269,3 +269,13 @@ async def test_a_cancelled_or_closing_client_ends_the_job_instead() -> None:
         await closed[0]
     await asyncio.sleep(0)
     assert resubmitted == []
+
+
+def test_retry_keys_fit_a_job_name_and_never_name_an_original() -> None:
+    from clustrix._retry import retry_key
+    from clustrix.schedulers.base import check_job_name
+
+    key = "cx0123456789ab"
+    assert retry_key(key, 1) == "cx0123456789ar1" and check_job_name(retry_key(key, 1))
+    assert retry_key(key, 12) == "cx0123456789r12"
+    assert retry_key("cxkey", 2) == "cxkeyr2"
