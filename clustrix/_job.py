@@ -9,7 +9,6 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ._exceptions import JobCancelledError, JobError, UsageError
-from ._retry import attempts_text, ended_as
 from ._states import ERROR_FOR_STATE, JobState
 
 if TYPE_CHECKING:
@@ -278,15 +277,8 @@ class JobControl(Generic[R]):
             return
         if isinstance(error, JobError):
             state = error.state or state
-        if self.retry is not None:
-            if self.retry.take(self, error, state):
-                return
-            if not isinstance(error, JobError):  # a JobError's message says it already
-                text = attempts_text(
-                    self.retry.policy, self.attempt, self.history, ended_as(error, state)
-                )
-                if text:
-                    error.add_note(text)
+        if self.retry is not None and self.retry.intercept(self, error, state):
+            return
         job._state = state
         if job.index is not None:
             error.add_note(f"(raised by task {job.index} of sweep {job.key.split('.')[0]})")
@@ -314,8 +306,7 @@ class JobControl(Generic[R]):
         error_type = ERROR_FOR_STATE.get(state, JobError)
         job.exit_code = exit_code
         if self.retry is not None:  # how many attempts were made (dropped if retried)
-            text = attempts_text(self.retry.policy, self.attempt, self.history, state)
-            message = f"{message} {text}" if text else message
+            message += self.retry.suffix(self, state)
         error = error_type(
             f"{job.name} (job {job._job_id}) ended {state.value}: {message}",
             job_id=job._job_id,

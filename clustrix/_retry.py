@@ -206,9 +206,23 @@ class TaskRetry:
     def policy(self) -> RetryPolicy:
         return self.hook.policy
 
-    def take(self, control: JobControl[Any], error: BaseException, state: JobState) -> bool:
-        """See `RetryHook.take`."""
-        return self.hook.take(control, self.position, error, state)
+    def intercept(self, control: JobControl[Any], error: BaseException, state: JobState) -> bool:
+        """Retry instead of ending the job with `error` in `state` (True), or let it end
+        (False; the task's own exception gets a note on its attempts)."""
+        if self.hook.take(control, self.position, error, state):
+            return True
+        if not isinstance(error, JobError):  # a JobError's message says it (`suffix`)
+            text = attempts_text(
+                self.policy, control.attempt, control.history, ended_as(error, state)
+            )
+            if text:
+                error.add_note(text)
+        return False
+
+    def suffix(self, control: JobControl[Any], state: JobState) -> str:
+        """What a `JobError` message ending in `state` adds about the attempts."""
+        text = attempts_text(self.policy, control.attempt, control.history, state)
+        return f" {text}" if text else ""
 
 
 def attach(
