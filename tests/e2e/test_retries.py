@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from clustrix import Client, JobCancelledError, JobFailedError, JobState, JobTimeoutError
+from clustrix import Client, JobCancelledError, JobFailedError, JobState, JobTimeoutError, cluster
 
 
 def first_attempt_waits(folder: str, value: int) -> int:
@@ -140,3 +140,11 @@ async def test_a_cancelled_task_is_not_retried(tmp_path: Path) -> None:
         with pytest.raises(JobCancelledError):
             await job
     assert job.attempts == 1 and job.state is JobState.CANCELLED
+
+
+async def test_the_decorator_option_applies_and_a_call_can_turn_it_off(tmp_path: Path) -> None:
+    retried = cluster(retries=1, retry_on={JobState.FAILED})(flaky)
+    job = retried(str(tmp_path), 3)
+    assert await job == 3 and job.attempts == 2
+    with pytest.raises(ValueError, match="flake 4"):
+        await retried.options(retries=0)(str(tmp_path), 4)
