@@ -18,6 +18,8 @@ from ._job import Cancellation, Job, JobControl
 from ._options import Options, validate_options
 from ._payload import Call, serialize_call
 from ._progress import SweepProgress
+from ._retry import DEFAULT_RETRY_ON, RetryPolicy
+from ._retry import attach as attach_retries
 from ._selection import client_for_this_loop as client_for_this_loop
 from ._states import JobState
 from ._submit import MapArgs, shipped
@@ -262,6 +264,11 @@ class Client:
         if calls:
             controls = [job._control for job in jobs]
             submission = Submission(key, name, payload, resources, config, controls, chunksize)
+            if options.retries:
+                retry_on = DEFAULT_RETRY_ON if options.retry_on is None else options.retry_on
+                resubmit = functools.partial(self._resubmit, backend)
+                policy = RetryPolicy(options.retries, retry_on)
+                attach_retries(submission, policy, resubmit, self._accepting)
             self._tasks.spawn(self._submit(backend, submission), name=f"submit-{key}")
         return jobs, key, name
 
@@ -279,6 +286,17 @@ class Client:
         if key not in self._transports:
             self._transports[key] = SSHTransport(config)
         return self._transports[key]
+
+    def _accepting(self) -> bool:
+        """Whether this client can still start submissions (retries, too)."""
+        return self._state == "open" and not self._tasks.closed
+
+    def _resubmit(self, backend: Backend, submission: Submission) -> bool:
+        """Start a retry's submission in the background; False if the client closed."""
+        if not self._accepting():
+            return False
+        self._tasks.spawn(self._submit(backend, submission), name=f"submit-{submission.key}")
+        return True
 
     async def _submit(self, backend: Backend, submission: Submission) -> None:
         try:

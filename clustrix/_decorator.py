@@ -15,6 +15,7 @@ from ._job import Job
 from ._loops import analyse
 from ._options import Options, validate_options
 from ._selection import run_in_caller_context
+from ._states import JobState
 from ._submit import MapArgs
 from ._sweep import Sweep
 
@@ -127,6 +128,8 @@ def cluster(
     profile: str | None = None,
     extra: Mapping[str, Any] | None = None,
     max_concurrent: int | None = None,
+    retries: int | None = None,
+    retry_on: Iterable[JobState | str] | None = None,
 ) -> Callable[[Callable[P, R]], RemoteFunction[P, R]]: ...
 def cluster(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """Make a function run on a cluster: ``@cluster`` or ``@cluster(cores=8, ...)``.
@@ -137,7 +140,11 @@ def cluster(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     independent run in parallel when the job has several cores and the config's
     `auto_parallel` is on; True/"cores": always; False: never; see `explain`),
     `config` or `profile`
-    (which cluster), `extra` (raw scheduler directives) and `max_concurrent`.
+    (which cluster), `extra` (raw scheduler directives), `max_concurrent`, and
+    `retries` with `retry_on`: a task that ended in a state of `retry_on` (default
+    NODE_FAIL, PREEMPTED, LOST; also allowed: FAILED, which includes the function's
+    own exceptions, TIMEOUT and OUT_OF_MEMORY) is submitted again, up to `retries`
+    times (default 0), as further attempts of the same `Job` (``job.attempts``).
     Options are validated here: an unknown one is a `TypeError`, a bad value a
     `ConfigError`. Decorating a decorated function merges the options (the outer win).
 

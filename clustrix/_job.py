@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -12,6 +13,7 @@ from ._states import ERROR_FOR_STATE, JobState
 
 if TYPE_CHECKING:
     from ._client import Client
+    from ._retry import TaskRetry
     from ._settle import Verdict
     from .backends.base import Backend
 
@@ -97,6 +99,11 @@ class Job(Generic[R]):
         """The latest known `JobState`."""
         return self._state
 
+    @property
+    def attempts(self) -> int:
+        """How many times the task was submitted: 1, plus one per retry (``retries=``)."""
+        return self._control.attempt
+
     def done(self) -> bool:
         """True once the job has a result or an error."""
         return self._future.done()
@@ -161,7 +168,10 @@ class Job(Generic[R]):
         where = f" job_id={self._job_id}" if self._job_id else ""
         index = f"[{self.index}]" if self.index is not None else ""
         reason = f" reason={self.reason!r}" if self.reason and not self._state.final else ""
-        return f"<Job {self.name}{index} {self._state.value}{where}{reason} key={self.key}>"
+        attempt = f" attempt={self.attempts}" if self.attempts > 1 else ""
+        return (
+            f"<Job {self.name}{index} {self._state.value}{where}{reason}{attempt} key={self.key}>"
+        )
 
 
 class JobControl(Generic[R]):
@@ -169,12 +179,21 @@ class JobControl(Generic[R]):
 
     Backends receive these (`Submission.jobs`), never the user's `Job`, so the `Job`
     API stays the documented one. Every method runs on the job's loop.
+
+    One control serves one attempt: when a task is retried (``retries=``), its control
+    is retired (to its backend it is done; later reports about it are ignored) and a
+    successor with the next `attempt` drives the same `Job` in a new submission.
     """
 
     def __init__(self, job: Job[R]) -> None:
         self.job = job
         self.backend: Backend | None = None  # set once a backend takes the job
         self.cancel_requested = False  # `cancel()` was called (not confirmed yet)
+        self.attempt = 1  # which submission of the task this control follows (from 1)
+        self.history: tuple[str, ...] = ()  # how the earlier attempts ended
+        self.retry: TaskRetry | None = None  # set when the call allows retries
+        self._retired = False  # a later attempt took over
+        self._retired_event: asyncio.Event | None = None
 
     # -- what the backend reads ---------------------------------------------------------
     @property
@@ -198,8 +217,8 @@ class JobControl(Generic[R]):
         return self.job._job_id
 
     def done(self) -> bool:
-        """True once the job has an outcome."""
-        return self.job._future.done()
+        """True once the job has an outcome, or a later attempt took over."""
+        return self._retired or self.job._future.done()
 
     def failed(self) -> bool:
         """True if the job ended with an error."""
@@ -207,8 +226,17 @@ class JobControl(Generic[R]):
         return future.done() and future.exception() is not None
 
     async def wait(self) -> None:
-        """Wait until the job has an outcome (whatever it is), never raising it."""
-        await asyncio.wait([self.job._future])  # neither raises nor cancels the job
+        """Wait until `done()` (whatever the outcome), never raising it."""
+        if self._retired:
+            return
+        if self._retired_event is None:
+            self._retired_event = asyncio.Event()
+        retired: asyncio.Future[Any] = asyncio.ensure_future(self._retired_event.wait())
+        either: list[asyncio.Future[Any]] = [self.job._future, retired]
+        try:  # neither raises nor cancels the job
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            retired.cancel()
 
     def add_done_callback(self, callback: Callable[[Job[R]], None]) -> None:
         """Call `callback(job)` on the job's loop when it ends (now if it has)."""
@@ -224,7 +252,7 @@ class JobControl(Generic[R]):
     ) -> None:
         """Record a state reported by the backend (ignored once the job is done)."""
         job = self.job
-        if job._future.done():
+        if self.done():
             return
         if job_id is not None:
             job._job_id = job_id
@@ -234,17 +262,23 @@ class JobControl(Generic[R]):
     def set_result(self, value: R) -> None:
         """Resolve the job with its value."""
         job = self.job
-        if not job._future.done():
+        if not self.done():
             job._state = JobState.COMPLETED
             job._future.set_result(value)
 
     def set_exception(self, error: BaseException, state: JobState = JobState.FAILED) -> None:
-        """Resolve the job with an error; the note says which task raised it."""
+        """Resolve the job with an error; the note says which task raised it.
+
+        If the call allows retries and this ending is one to retry, the task is
+        submitted again instead (see `clustrix._retry`) and the job waits on.
+        """
         job = self.job
-        if job._future.done():
+        if self.done():
             return
         if isinstance(error, JobError):
             state = error.state or state
+        if self.retry is not None and self.retry.intercept(self, error, state):
+            return
         job._state = state
         if job.index is not None:
             error.add_note(f"(raised by task {job.index} of sweep {job.key.split('.')[0]})")
@@ -263,7 +297,7 @@ class JobControl(Generic[R]):
         """End the job in `state` without a result, raising the matching `JobError`
         (`reason`, if given, replaces the job's reason first)."""
         job = self.job
-        if job._future.done():
+        if self.done():
             return
         if self.cancel_requested and state in (JobState.FAILED, JobState.LOST):
             state = JobState.CANCELLED
@@ -271,6 +305,8 @@ class JobControl(Generic[R]):
             job.reason = reason
         error_type = ERROR_FOR_STATE.get(state, JobError)
         job.exit_code = exit_code
+        if self.retry is not None:  # how many attempts were made (dropped if retried)
+            message += self.retry.suffix(self, state)
         error = error_type(
             f"{job.name} (job {job._job_id}) ended {state.value}: {message}",
             job_id=job._job_id,
@@ -294,7 +330,7 @@ class JobControl(Generic[R]):
     def reject(self, error: BaseException) -> None:
         """Resolve with an error of the whole submission (shared by its jobs)."""
         job = self.job
-        if not job._future.done():
+        if not self.done():
             job._state = JobState.FAILED
             job._future.set_exception(error)
             job._future.exception()
@@ -302,9 +338,25 @@ class JobControl(Generic[R]):
     def detach(self, message: str) -> None:
         """Stop following the job (its client closed); it keeps running remotely."""
         job = self.job
-        if not job._future.done():
+        if not self.done():
             job._future.set_exception(UsageError(message))
             job._future.exception()
+
+    def next_attempt(self, reason: str, history: str) -> JobControl[R]:
+        """Retire this control and return its successor, which drives the job's next
+        attempt; the job waits again (PENDING, with `reason`, no native id yet)."""
+        successor = copy.copy(self)
+        successor.attempt = self.attempt + 1
+        successor.history = (*self.history, history)
+        successor.cancel_requested = False
+        successor._retired, successor._retired_event = False, None
+        self._retired = True
+        if self._retired_event is not None:
+            self._retired_event.set()
+        job = self.job
+        job._control, job._job_id, job.exit_code = successor, None, None
+        successor.set_state(JobState.PENDING, reason=reason)
+        return successor
 
     def mark_cancel_requested(self) -> None:
         """Record that clustrix asked for the job to be cancelled."""

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from ._config import ClusterConfig
 from ._exceptions import ConfigError
+from ._retry import parse_retry_on
+from ._states import JobState
 from ._units import parse_memory, parse_time
 
 OPTION_NAMES = (
@@ -28,6 +30,8 @@ OPTION_NAMES = (
     "profile",
     "extra",
     "max_concurrent",
+    "retries",
+    "retry_on",
 )
 ExtraValue = str | int | float | bool | None
 _ENVIRONMENT = re.compile(r"^(inherit|replicate|conda:.+|venv:.+|[/~].*|[A-Za-z0-9_.+-]+)$")
@@ -105,6 +109,8 @@ class Options:
     config: ClusterConfig | None = None
     extra: Mapping[str, ExtraValue] = field(default_factory=dict)
     max_concurrent: int | None = None
+    retries: int | None = None  # None: 0
+    retry_on: frozenset[JobState] | None = None  # None: NODE_FAIL, PREEMPTED, LOST
 
     def merged(self, overrides: Mapping[str, Any]) -> Options:
         """A copy with `overrides` (raw option values) validated and applied."""
@@ -263,4 +269,6 @@ _CHECKS: dict[str, Any] = {
     "config": _config,
     "extra": _extra,
     "max_concurrent": _positive("max_concurrent"),
+    "retries": _positive("retries", 0),
+    "retry_on": parse_retry_on,
 }

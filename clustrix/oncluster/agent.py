@@ -130,10 +130,13 @@ def _element(layout: files.RunLayout, element: int, now: float) -> ElementReport
         started: float | None = os.path.getmtime(pid_path)
     except OSError:
         started = None
+    alive = bool(pid) and exit_text is None and _alive(pid or 0, host, layout.dir)
+    if pid and exit_text is None and not alive:  # it may have ended since the first read
+        exit_text = _read(layout.element(element, files.EXIT))
     return {
         "pid": pid,
         "started": started,
-        "alive": bool(pid) and exit_text is None and _alive(pid or 0, host, layout.dir),
+        "alive": alive,
         "local": host == HOST,
         "exit": int(exit_text) if exit_text and exit_text.lstrip("-").isdigit() else None,
         "cancelled": os.path.exists(layout.element(element, files.CANCEL)),

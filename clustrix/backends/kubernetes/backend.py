@@ -322,7 +322,7 @@ class KubernetesBackend(Backend):
         run = self._where.get(job)
         if run is None or self._api is None:
             return ""
-        position = job.index or 0  # a sweep's task i is its job i
+        position = list(run.submission.jobs).index(job)  # a retry runs alone in its run
         pod = run.element_of(position).pod
         text = await self._read_log(pod) if pod else None
         part = parse_log(text or "").tasks.get(position)

@@ -47,6 +47,8 @@ seq 0 $(($1 - 1)) | xargs -P "$2" -I{{}} sh -c 'setsid sh "$0" "$1" || true' "$P
 } {{}}
 """
 
+_VANISHED = "its process ended without recording an exit status (killed outside clustrix?)"
+
 
 class SSHBackend(RemoteRunsBackend):
     """Runs tasks on one SSH host as detached process groups."""
@@ -107,10 +109,14 @@ class SSHBackend(RemoteRunsBackend):
         job_id = f"{self._host}:{pid}" if pid else None
         if report.get("alive"):
             return Fate(JobState.RUNNING, job_id=job_id)
-        if pid is None and report.get("exit") is None:
+        exit_code = report.get("exit")
+        if pid is None and exit_code is None:
             return None  # not started yet
-        state = JobState.CANCELLED if report.get("cancelled") else JobState.FAILED
-        return Fate(state, job_id=job_id, exit_code=report.get("exit"))
+        if report.get("cancelled"):
+            return Fate(JobState.CANCELLED, job_id=job_id, exit_code=exit_code)
+        if exit_code is None:  # its process group is gone without a word: killed from outside
+            return Fate(JobState.LOST, job_id=job_id, reason=_VANISHED)
+        return Fate(JobState.FAILED, job_id=job_id, exit_code=exit_code)
 
     async def cancel_elements(self, run: Run, elements: Sequence[int]) -> set[int]:
         if not elements:
