@@ -37,6 +37,8 @@ _TARGET_ELEMENTS = 64  # launches a packed sweep aims for
 class BatchBackend(RemoteRunsBackend):
     """SLURM, PBS or SGE over the pooled transport (SSH, or local on the login node)."""
 
+    may_batch = True
+
     def __init__(self, config: ClusterConfig, transport: Transport) -> None:
         super().__init__(config, transport, f"{config.cluster_type} {config.cluster_host or ''}")
         self.scheduler: Scheduler = scheduler_for(config)
@@ -60,6 +62,14 @@ class BatchBackend(RemoteRunsBackend):
             return 1
         return max(1, min(_ELEMENT_BUDGET // time, math.ceil(count / _TARGET_ELEMENTS)))
 
+    async def batchable(self) -> bool:
+        """Slurm, SGE and PBS Pro address (cancel, follow) every array element alone;
+        Torque and Slurm's Torque wrappers cannot cancel a running element alone."""
+        await self._probe()
+        scheduler = self.scheduler
+        pro = getattr(scheduler, "dialect", "pro") == "pro"
+        return scheduler.addressable and (scheduler.NAME != "pbs" or pro)
+
     # -- submission ----------------------------------------------------------------------
     async def _array_limit(self) -> int:
         if self._max_array is None:
@@ -73,7 +83,8 @@ class BatchBackend(RemoteRunsBackend):
 
     def _resources(self, run: Run, count: int, array: bool) -> BatchResources:
         submission, resources = run.submission, run.submission.resources
-        throttle = resources.max_concurrent if array else None
+        # A micro-batch of independent calls is not throttled (each would run at once).
+        throttle = resources.max_concurrent if array and not submission.batched else None
         return BatchResources(
             job_name=submission.key,
             log_dir=run.layout.logs,
