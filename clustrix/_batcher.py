@@ -7,10 +7,12 @@ close together are submitted as one array, one element per call.
 
 When: a call for a group with no submission in flight is submitted on the next turn of
 the event loop (no wait: every call made in the same burst joins it). Calls that come
-while a submission of their group is in flight wait for it to be accepted, at most
-`batch_window` seconds, and then go as one batch (`batch_max` calls and
-`max_payload_size` bytes at most). So a call alone is never delayed, and a call under
-load waits at most the window.
+while a submission of their group is in flight collect into one batch, which goes as
+soon as that submission is accepted, or earlier once no call joined it for
+`batch_window` seconds (or it holds `batch_max` calls, or `max_payload_size` bytes).
+So a call alone is never delayed; a call that comes while its group is busy waits at
+most until the submission ahead of it is accepted, and no more than `batch_window`
+after the last call of its batch came.
 
 One batch holds calls of ONE function: a run ships its function once and the runner
 runs it for every element (the group key includes the function's pickle, so calls of
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ from ._payload import Payload
 from ._units import parse_memory
 from .backends.base import Backend, Submission
 
+log = logging.getLogger("clustrix")
 Spawn = Callable[[Coroutine[Any, Any, None], str], None]
 Submit = Callable[[Backend, Submission], Coroutine[Any, Any, None]]
 
@@ -88,9 +92,11 @@ class Batcher:
             self._spawn(self._flush(backend, key, group, batch), f"batch-{call.key}")
             if group.in_flight == 0:
                 batch.go.set()  # idle: go on the next turn of the loop, with the burst
-            else:
-                loop = asyncio.get_running_loop()
-                batch.timer = loop.call_later(config.batch_window, batch.go.set)
+        if not batch.go.is_set():  # busy: wait while calls keep coming, `window` apart
+            if batch.timer is not None:
+                batch.timer.cancel()
+            loop = asyncio.get_running_loop()
+            batch.timer = loop.call_later(config.batch_window, batch.go.set)
         batch.calls.append(call)
         batch.size += size
         if len(batch.calls) >= config.batch_max:
@@ -121,6 +127,7 @@ class Batcher:
             if call.jobs[0].cancel_requested:  # cancelled while it waited here
                 call.jobs[0].cancelled_before_start()
         group.in_flight += 1
+        log.debug("%s: %d call(s) go as one submission", batch.first.name, len(calls))
         try:
             if len(calls) > 1 and not await backend.batchable():
                 await asyncio.gather(*(self._submit(backend, c) for c in calls))

@@ -126,10 +126,10 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     ),
     "batch_window": (
         "Micro-batching: single calls of the same function with the same resources that "
-        "arrive while one of them is being submitted wait at most this many seconds and then "
-        "go as ONE array submission (each keeps its own Job, job id and cancel). A call alone "
-        "is submitted at once. `0` turns batching off (one submission per call). Slurm, SGE, "
-        "PBS Pro and `ssh` only."
+        "arrive while another is being submitted go together as ONE array submission (each "
+        "keeps its own Job, job id, cancel and error) as soon as that submission is accepted, "
+        "or once no call joined them for this many seconds. A call alone is submitted at once. "
+        "`0` turns batching off (one submission per call). Slurm, SGE, PBS Pro and `ssh` only."
     ),
     "batch_max": "Most single calls in one micro-batch (see `batch_window`).",
     "auto_parallel": (
