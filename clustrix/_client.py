@@ -322,6 +322,8 @@ class Client:
             await asyncio.gather(*(b.cancel(js) for b, js in by_backend.values()))
 
         if _selection._running_loop() is loop:
+            for job in jobs:  # now: a call still waiting for its batch then never goes
+                job._control.mark_cancel_requested()
             # Owned by the client, so the caller's cancellation cannot interrupt it.
             task: asyncio.Task[None] = self._tasks.spawn(cancel(), name="cancel")
             return Cancellation(task)
