@@ -129,7 +129,13 @@ class Batcher:
         group.in_flight += 1
         log.debug("%s: %d call(s) go as one submission", batch.first.name, len(calls))
         try:
-            if len(calls) > 1 and not await backend.batchable():
+            try:
+                together = len(calls) < 2 or await backend.batchable()
+            except Exception as error:  # it cannot tell: the cluster is unreachable
+                for call in calls:
+                    call.jobs[0].reject(own_error(error))
+                return
+            if not together:
                 await asyncio.gather(*(self._submit(backend, c) for c in calls))
             elif calls:
                 self.submissions += len(calls) > 1

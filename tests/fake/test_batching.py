@@ -113,3 +113,22 @@ async def test_a_refused_batch_fails_each_call_with_its_own_error(
         errors = await asyncio.gather(*jobs, return_exceptions=True)
     assert all(type(e).__name__ == "SubmissionError" for e in errors)
     assert len({id(e) for e in errors}) == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "dialect", "batches"),
+    [
+        ("slurm", "auto", True),
+        ("sge", "auto", True),
+        ("pbs", "pro", True),
+        ("pbs", "auto", True),  # until the probe tells
+        ("pbs", "torque", False),
+        ("ssh", "auto", True),
+        ("local", "auto", False),
+    ],
+)
+def test_which_backends_batch(kind: str, dialect: str, batches: bool, remote_root: Path) -> None:
+    config = config_for(kind, remote_root, pbs_dialect=dialect)
+    if kind in ("ssh", "local"):
+        config = config.model_copy(update={"cluster_type": kind, "cluster_host": "h"})
+    assert Client(config)._backend_for(config).may_batch is batches

@@ -46,6 +46,7 @@ class BatchBackend(RemoteRunsBackend):
         self._missing_since: dict[tuple[str, int], float] = {}
         self._probed = False
         self._batch: weakref.WeakKeyDictionary[Run, BatchRun] = weakref.WeakKeyDictionary()
+        self.may_batch = self._batches()
 
     def plan(self, submission: Submission) -> int:
         """Tasks per array element.
@@ -62,13 +63,20 @@ class BatchBackend(RemoteRunsBackend):
             return 1
         return max(1, min(_ELEMENT_BUDGET // time, math.ceil(count / _TARGET_ELEMENTS)))
 
-    async def batchable(self) -> bool:
+    def _batches(self) -> bool:
         """Slurm, SGE and PBS Pro address (cancel, follow) every array element alone;
-        Torque and Slurm's Torque wrappers cannot cancel a running element alone."""
-        await self._probe()
+        Torque and Slurm's Torque wrappers cannot cancel a running element alone (a
+        PBS still to be probed may be PBS Pro)."""
         scheduler = self.scheduler
-        pro = getattr(scheduler, "dialect", "pro") == "pro"
-        return scheduler.addressable and (scheduler.NAME != "pbs" or pro)
+        if scheduler.NAME != "pbs":
+            return scheduler.addressable
+        pro = getattr(scheduler, "dialect", None) == "pro" or getattr(scheduler, "probe", False)
+        return scheduler.addressable and pro
+
+    async def batchable(self) -> bool:
+        await self._probe()
+        self.may_batch = self._batches()  # known now: Torque's calls no longer wait
+        return self.may_batch
 
     # -- submission ----------------------------------------------------------------------
     async def _array_limit(self) -> int:
