@@ -37,8 +37,6 @@ _TARGET_ELEMENTS = 64  # launches a packed sweep aims for
 class BatchBackend(RemoteRunsBackend):
     """SLURM, PBS or SGE over the pooled transport (SSH, or local on the login node)."""
 
-    may_batch = True
-
     def __init__(self, config: ClusterConfig, transport: Transport) -> None:
         super().__init__(config, transport, f"{config.cluster_type} {config.cluster_host or ''}")
         self.scheduler: Scheduler = scheduler_for(config)
@@ -64,14 +62,11 @@ class BatchBackend(RemoteRunsBackend):
         return max(1, min(_ELEMENT_BUDGET // time, math.ceil(count / _TARGET_ELEMENTS)))
 
     def _batches(self) -> bool:
-        """Slurm, SGE and PBS Pro address (cancel, follow) every array element alone;
-        Torque and Slurm's Torque wrappers cannot cancel a running element alone (a
-        PBS still to be probed may be PBS Pro)."""
-        scheduler = self.scheduler
-        if scheduler.NAME != "pbs":
-            return scheduler.addressable
+        """Slurm, SGE, PBS Pro (or a PBS not probed yet) cancel one running element alone;
+        Torque and Slurm's Torque wrappers cannot."""
+        scheduler, pbs = self.scheduler, self.scheduler.NAME == "pbs"
         pro = getattr(scheduler, "dialect", None) == "pro" or getattr(scheduler, "probe", False)
-        return scheduler.addressable and pro
+        return scheduler.addressable and (pro or not pbs)
 
     async def batchable(self) -> bool:
         await self._probe()
