@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _selection
+from ._batcher import Batcher, own_error
 from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError, UsageError
 from ._job import Cancellation, Job, JobControl
@@ -74,6 +75,7 @@ class Client:
         self._state: Literal["unopened", "open", "closed"] = "unopened"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks = TaskSet("clustrix client")
+        self._batcher = Batcher(lambda coro, name: self.spawn(coro, name=name), self._submit)
         self._backends: dict[str, Backend] = {}
         self._transports: dict[tuple[str, int, str], Transport] = {}
         self._jobs: weakref.WeakSet[Job[Any]] = weakref.WeakSet()
@@ -269,7 +271,10 @@ class Client:
                 resubmit = functools.partial(self._resubmit, backend)
                 policy = RetryPolicy(options.retries, retry_on)
                 attach_retries(submission, policy, resubmit, self._accepting)
-            self._tasks.spawn(self._submit(backend, submission), name=f"submit-{key}")
+            if sweep:
+                self._tasks.spawn(self._submit(backend, submission), name=f"submit-{key}")
+            else:  # alone, or with single calls close to it in one array (`_batcher`)
+                self._batcher.add(backend, submission)
         return jobs, key, name
 
     def _backend_for(self, config: ClusterConfig) -> Backend:
@@ -307,7 +312,7 @@ class Client:
             raise
         except Exception as error:
             for job in submission.jobs:
-                job.reject(error)
+                job.reject(own_error(error) if submission.batched else error)
 
     # -- used by Job and Sweep -----------------------------------------------------------
     def spawn(self, coroutine: Coroutine[Any, Any, None], *, name: str) -> None:
@@ -335,6 +340,8 @@ class Client:
             await asyncio.gather(*(b.cancel(js) for b, js in by_backend.values()))
 
         if _selection._running_loop() is loop:
+            for job in jobs:  # now: a call still waiting for its batch then never goes
+                job._control.mark_cancel_requested()
             # Owned by the client, so the caller's cancellation cannot interrupt it.
             task: asyncio.Task[None] = self._tasks.spawn(cancel(), name="cancel")
             return Cancellation(task)

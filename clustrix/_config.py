@@ -99,6 +99,8 @@ class ClusterConfig(BaseSettings):
     cleanup_remote_files: bool = True
     auto_parallel: bool = True  # parallel=None: run loops proven independent in parallel
     max_payload_size: MemoryString = "2G"
+    batch_window: float = Field(0.02, ge=0)  # micro-batching of single calls (_batcher.py)
+    batch_max: int = Field(1000, ge=1)
     # local job records (clustrix/_records.py); None = ~/.clustrix/records.db
     records_path: Path | None = None
     records_retention_days: int = Field(30, ge=0)

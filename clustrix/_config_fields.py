@@ -124,6 +124,14 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
         "Largest pickled function plus arguments a submission may upload; larger is a "
         "`SerializationError` before anything is sent."
     ),
+    "batch_window": (
+        "Micro-batching: single calls of the same function with the same resources that "
+        "arrive while another is being submitted go together as ONE array submission (each "
+        "keeps its own Job, job id, cancel and error) as soon as that submission is accepted, "
+        "or once no call joined them for this many seconds. A call alone is submitted at once. "
+        "`0` turns batching off (one submission per call). Slurm, SGE, PBS Pro and `ssh` only."
+    ),
+    "batch_max": "Most single calls in one micro-batch (see `batch_window`).",
     "auto_parallel": (
         "With `parallel=None` (the default), run the `for` loops that `explain()` proves "
         "independent across the job's cores when it has more than one; False: never."

@@ -207,6 +207,11 @@ class JobControl(Generic[R]):
         return self.job.name
 
     @property
+    def key(self) -> str:
+        """The job's own key (a batched call keeps its own, unlike its submission's)."""
+        return self.job.key
+
+    @property
     def state(self) -> JobState:
         """The latest recorded state."""
         return self.job._state

@@ -56,6 +56,8 @@ def where(x: int, flag: str) -> dict[str, Any]:
             raise TimeoutError(f"{flag} never appeared")
         time.sleep(0.05)
     job_id, user = os.environ.get("SLURM_JOB_ID"), getpass.getuser()
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):  # a micro-batch: the element, as Slurm names it
+        job_id = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
     return {"square": x * x, "slurm_job_id": job_id, "user": user}
 
 
@@ -153,7 +155,8 @@ async def ssh() -> dict[str, Any]:
         for t in client._transports.values()
     ]
     implicit = len(_implicit.get(asyncio.get_running_loop(), {}))
-    return {"transports": transports, "implicit_clients": implicit}
+    submissions = sum(getattr(b, "submissions", 0) for b in client._backends.values())
+    return {"transports": transports, "implicit_clients": implicit, "submissions": submissions}
 
 
 if __name__ == "__main__":

@@ -33,6 +33,11 @@ class Submission:
     jobs: Sequence[JobControl[Any]]
     chunksize: int | None = None  # tasks per array element; None = backend's choice
 
+    @property
+    def batched(self) -> bool:
+        """True for a micro-batch: several single calls, one element each (`_batcher`)."""
+        return len(self.jobs) > 1 and self.jobs[0].index is None
+
 
 class Backend(abc.ABC):
     """Turns submissions into running tasks and reports back through their jobs'
@@ -46,10 +51,18 @@ class Backend(abc.ABC):
     #: True if leaving a `Client` leaves running tasks running (remote clusters);
     #: False if they cannot outlive the client (local processes).
     detaches: bool = True
+    #: True if single calls may be collected into one array submission (`batchable`
+    #: has the last word, once the cluster is known).
+    may_batch: bool = False
 
     @abc.abstractmethod
     async def submit(self, submission: Submission) -> None:
         """Stage and submit; return when accepted."""
+
+    async def batchable(self) -> bool:
+        """Can several single calls share one submission? Only where each of its
+        elements can be cancelled and followed on its own."""
+        return False
 
     @abc.abstractmethod
     async def cancel(self, jobs: Sequence[JobControl[Any]]) -> None:

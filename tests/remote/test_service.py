@@ -131,6 +131,9 @@ async def test_a_lifespan_client_serves_every_request(
         assert answer["slurm_job_id"] and answer["slurm_job_id"] == answer["job_id"]
         assert answer["lifespan_client"] is True
     assert len({a["job_id"] for a in answers}) == len(answers)
+    # Concurrent requests are micro-batched (how many batches depends on when they came).
+    print(f"{len(calls)} requests, {stats['submissions']} Slurm submissions")
+    assert 1 <= stats["submissions"] <= len(calls)
     assert stats["implicit_clients"] == 0  # no default client was made
     [transport] = stats["transports"]
     assert transport["logins"] == 1

@@ -44,6 +44,7 @@ class BatchBackend(RemoteRunsBackend):
         self._missing_since: dict[tuple[str, int], float] = {}
         self._probed = False
         self._batch: weakref.WeakKeyDictionary[Run, BatchRun] = weakref.WeakKeyDictionary()
+        self.may_batch = self._batches()
 
     def plan(self, submission: Submission) -> int:
         """Tasks per array element.
@@ -60,6 +61,18 @@ class BatchBackend(RemoteRunsBackend):
             return 1
         return max(1, min(_ELEMENT_BUDGET // time, math.ceil(count / _TARGET_ELEMENTS)))
 
+    def _batches(self) -> bool:
+        """Slurm, SGE, PBS Pro (or a PBS not probed yet) cancel one running element alone;
+        Torque and Slurm's Torque wrappers cannot."""
+        scheduler, pbs = self.scheduler, self.scheduler.NAME == "pbs"
+        pro = getattr(scheduler, "dialect", None) == "pro" or getattr(scheduler, "probe", False)
+        return scheduler.addressable and (pro or not pbs)
+
+    async def batchable(self) -> bool:
+        await self._probe()
+        self.may_batch = self._batches()  # known now: Torque's calls no longer wait
+        return self.may_batch
+
     # -- submission ----------------------------------------------------------------------
     async def _array_limit(self) -> int:
         if self._max_array is None:
@@ -73,7 +86,8 @@ class BatchBackend(RemoteRunsBackend):
 
     def _resources(self, run: Run, count: int, array: bool) -> BatchResources:
         submission, resources = run.submission, run.submission.resources
-        throttle = resources.max_concurrent if array else None
+        # A micro-batch of independent calls is not throttled (each would run at once).
+        throttle = resources.max_concurrent if array and not submission.batched else None
         return BatchResources(
             job_name=submission.key,
             log_dir=run.layout.logs,

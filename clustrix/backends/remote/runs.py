@@ -57,6 +57,7 @@ class RemoteRunsBackend(Backend):
         self._poller: asyncio.Task[None] | None = None
         self.poll_commands = 0  # remote commands issued by the poller (for tests)
         self.poll_ticks = 0
+        self.submissions = 0  # runs launched (a sweep or a micro-batch is one)
 
     # -- what a subclass provides --------------------------------------------------------
     @abc.abstractmethod
@@ -112,6 +113,7 @@ class RemoteRunsBackend(Backend):
         run.live, run.uncollected = set(range(elements)), set(range(count))
         run.venv = await self.environments.venv_for(submission)
         await self.launch(run)
+        self.submissions += 1
         self._runs[submission.key] = run
         for position, job in enumerate(submission.jobs):
             self._where[job] = (run, position)

@@ -53,9 +53,14 @@ _VANISHED = "its process ended without recording an exit status (killed outside 
 class SSHBackend(RemoteRunsBackend):
     """Runs tasks on one SSH host as detached process groups."""
 
+    may_batch = True
+
     def __init__(self, config: ClusterConfig, transport: Transport) -> None:
         super().__init__(config, transport, f"ssh {config.cluster_host}")
         self._host = config.cluster_host or "localhost"
+
+    async def batchable(self) -> bool:
+        return True  # one driver for the batch; every element is its own process group
 
     def _slots(self, submission: Submission) -> int:
         cores = min(submission.resources.cores, self._area.cpus)
@@ -80,6 +85,8 @@ class SSHBackend(RemoteRunsBackend):
         await area.transport.write_file(run.layout.job_script(), script.encode())
         await area.transport.write_file(run.layout.path(layout.DRIVER_SCRIPT), _DRIVER.encode())
         parallel = min(run.elements, submission.resources.max_concurrent or self._slots(submission))
+        if submission.batched:  # independent calls: each starts at once, as it would alone
+            parallel = run.elements
         launch = ["sh", "-c", _LAUNCH, "sh", run.directory, str(run.elements), str(parallel)]
         try:
             result = await area.transport.run(launch, idempotent=False)
