@@ -127,6 +127,7 @@ class BatchBackend(RemoteRunsBackend):
         path = run.layout.job_script(offset)
         await area.transport.write_file(path, script.encode())
         argv = scheduler.submit_argv(path, resources)
+        crash_point("submitting")
         try:
             result = await area.transport.run(argv, check=False, idempotent=False)
             crash_point("submitted")
