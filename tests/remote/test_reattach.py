@@ -24,6 +24,7 @@ import pytest
 import clustrix
 from clustrix import Client, ClusterConfig, JobLostError, Sweep
 from clustrix._records import RecordStore
+from clustrix.transport.ssh import SSHTransport
 
 from .conftest import ssh_config
 from .test_conformance import submissions_recorded
@@ -208,3 +209,25 @@ def _wait_for_gate(path: str) -> str:
     while not os.path.exists(os.path.expanduser(path)):
         time.sleep(0.1)
     return "through"
+
+
+async def test_the_run_directory_goes_only_after_the_collection_is_recorded(
+    lab: dict[str, Any], remote_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = tmp_path / "records.db"
+    config = lab_config("ssh", lab, remote_dir, records)
+    seen: list[Any] = []
+    real_remove = SSHTransport.remove_tree
+
+    async def remove_tree(self: SSHTransport, path: str) -> None:
+        # What a process reattaching at this moment would read in the records.
+        key = path.rstrip("/").rsplit("/", 1)[-1]
+        seen.append(await asyncio.to_thread(RecordStore(records).sweep, key))
+        await real_remove(self, path)
+
+    monkeypatch.setattr(SSHTransport, "remove_tree", remove_tree)
+    async with Client(config) as client:
+        sweep = client.map(pow, [2, 3, 4], [2, 2, 2], progress=False)
+        assert await sweep == [4, 9, 16]
+    (before,) = [s for s in seen if s is not None and s.submission.key == sweep.key]
+    assert before.collected and before.counts() == {"COMPLETED": 3}
