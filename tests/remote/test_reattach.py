@@ -231,3 +231,30 @@ async def test_the_run_directory_goes_only_after_the_collection_is_recorded(
         assert await sweep == [4, 9, 16]
     (before,) = [s for s in seen if s is not None and s.submission.key == sweep.key]
     assert before.collected and before.counts() == {"COMPLETED": 3}
+
+
+def _slow_square(x: int) -> int:
+    import time
+
+    time.sleep(3)
+    return x * x
+
+
+@pytest.mark.parametrize("kind", ["sge", "pbs"])
+async def test_a_fresh_client_attaches_on_sge_and_pbs(
+    kind: str, lab: dict[str, Any], remote_dir: str, tmp_path: Path
+) -> None:
+    config = lab_config(kind, lab, remote_dir, tmp_path / "records.db")
+    async with Client(config) as first:  # leaving it detaches from the running sweep
+        sweep = first.map(_slow_square, range(6), chunksize=1, progress=False)
+        await wait_for(lambda: all(j.job_id for j in sweep), 180, "the native ids")
+    async with Client(config) as second:
+        attached = await second.attach(sweep.key)
+        assert isinstance(attached, Sweep)
+        assert await asyncio.wait_for(_gather(attached), 600) == [x * x for x in range(6)]
+    for _ in range(100):  # accounting may lag a moment behind
+        submitted = submissions_recorded(kind, lab, sweep.key)
+        if submitted:
+            break
+        await asyncio.sleep(0.3)
+    assert len(submitted) == 1, submitted
