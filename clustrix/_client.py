@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _selection
 from ._batcher import Batcher, own_error
+from ._client_records import ClientRecords
 from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError, UsageError
 from ._job import Cancellation, Job, JobControl
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-class Client:
+class Client(ClientRecords):
     """Owns the connection pool, pollers and background tasks for its jobs.
 
     Use it as ``async with Client(config) as client:``. Which client serves a call,
@@ -82,6 +83,7 @@ class Client:
         self._token: contextvars.Token[Client | None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._implicit = False  # made by the selection rule, not by the user
+        self._writers = {}
 
     @property
     def config(self) -> ClusterConfig:
@@ -144,6 +146,7 @@ class Client:
                 job._control.fail(
                     JobState.CANCELLED, "the client was closed before it was submitted"
                 )
+        await self._close_records()
 
     # -- submitting ----------------------------------------------------------------------
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
@@ -260,8 +263,10 @@ class Client:
             Job(self, key=f"{key}.{i}" if sweep else key, name=name, index=i if sweep else None)
             for i in range(len(calls))
         ]
+        recorder = self._records_writer(config)
         for job in jobs:
             job._control.backend = backend
+            job._control.recorder = recorder
         self._jobs.update(jobs)
         if calls:
             controls = [job._control for job in jobs]
@@ -280,7 +285,8 @@ class Client:
     def _backend_for(self, config: ClusterConfig) -> Backend:
         key = config.cache_key()
         if key not in self._backends:
-            self._backends[key] = create_backend(config, self._transport_for)
+            backend = self._backends[key] = create_backend(config, self._transport_for)
+            backend.records = self._records_writer(config)
         return self._backends[key]
 
     def _transport_for(self, config: ClusterConfig) -> Transport:
@@ -305,6 +311,7 @@ class Client:
 
     async def _submit(self, backend: Backend, submission: Submission) -> None:
         try:
+            await self._record(backend, submission)
             await backend.submit(submission)
         except asyncio.CancelledError:
             for job in submission.jobs:

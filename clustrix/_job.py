@@ -13,6 +13,7 @@ from ._states import ERROR_FOR_STATE, JobState
 
 if TYPE_CHECKING:
     from ._client import Client
+    from ._record_writer import RecordWriter
     from ._retry import TaskRetry
     from ._settle import Verdict
     from .backends.base import Backend
@@ -194,6 +195,7 @@ class JobControl(Generic[R]):
         self.retry: TaskRetry | None = None  # set when the call allows retries
         self._retired = False  # a later attempt took over
         self._retired_event: asyncio.Event | None = None
+        self.recorder: RecordWriter | None = None  # where state changes are recorded
 
     # -- what the backend reads ---------------------------------------------------------
     @property
@@ -259,6 +261,12 @@ class JobControl(Generic[R]):
         job = self.job
         if self.done():
             return
+        recorder = self.recorder
+        if recorder is not None and (
+            (state, reason) != (job._state, job.reason)
+            or (job_id is not None and job_id != job._job_id)
+        ):
+            recorder.changed(job.key, state, job_id, reason, self.attempt)
         if job_id is not None:
             job._job_id = job_id
         job.reason = reason
@@ -270,6 +278,8 @@ class JobControl(Generic[R]):
         if not self.done():
             job._state = JobState.COMPLETED
             job._future.set_result(value)
+            if self.recorder is not None:
+                self.recorder.ended(job.key, JobState.COMPLETED, attempt=self.attempt)
 
     def set_exception(self, error: BaseException, state: JobState = JobState.FAILED) -> None:
         """Resolve the job with an error; the note says which task raised it.
@@ -285,6 +295,8 @@ class JobControl(Generic[R]):
         if self.retry is not None and self.retry.intercept(self, error, state):
             return
         job._state = state
+        if self.recorder is not None:
+            self.recorder.ended(job.key, state, error, attempt=self.attempt)
         if job.index is not None:
             error.add_note(f"(raised by task {job.index} of sweep {job.key.split('.')[0]})")
         job._future.set_exception(error)
@@ -339,6 +351,10 @@ class JobControl(Generic[R]):
             job._state = JobState.FAILED
             job._future.set_exception(error)
             job._future.exception()
+            if self.recorder is not None:
+                self.recorder.ended(
+                    job.key, JobState.FAILED, error, collected=False, attempt=self.attempt
+                )
 
     def detach(self, message: str) -> None:
         """Stop following the job (its client closed); it keeps running remotely."""

@@ -6,12 +6,16 @@ import abc
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._config import ClusterConfig
+from .._exceptions import AttachError
 from .._job import JobControl
 from .._options import Resources
 from .._payload import Payload
+
+if TYPE_CHECKING:
+    from .._record_writer import RecordWriter
 
 Stream = Literal["stdout", "stderr"]
 
@@ -55,6 +59,10 @@ class Backend(abc.ABC):
     #: has the last word, once the cluster is known).
     may_batch: bool = False
 
+    #: The client's record writer (set by the client): `flush()` it before removing
+    #: anything a later process might still need to collect.
+    records: RecordWriter | None = None
+
     @abc.abstractmethod
     async def submit(self, submission: Submission) -> None:
         """Stage and submit; return when accepted."""
@@ -71,6 +79,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def read_output(self, job: JobControl[Any], stream: Stream) -> str:
         """The task's stdout or stderr so far."""
+
+    async def attach(self, submission: Submission, run_dir: str, age: float, gone: str) -> None:
+        """Follow `submission`, submitted `age` seconds ago by an earlier process (its
+        run directory `run_dir` as recorded), without submitting anything; end its
+        tasks with `gone` if nothing is left of it."""
+        raise AttachError(
+            f"{type(self).__name__} cannot reattach: its tasks ended with the process "
+            "that started them"
+        )
 
     @abc.abstractmethod
     async def aclose(self, *, cancel_running: bool) -> None:

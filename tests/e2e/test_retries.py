@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 
-from clustrix import Client, JobCancelledError, JobFailedError, JobState, JobTimeoutError, cluster
+from clustrix import (
+    Client,
+    ClusterConfig,
+    JobCancelledError,
+    JobFailedError,
+    JobState,
+    JobTimeoutError,
+    cluster,
+)
 
 
 def first_attempt_waits(folder: str, value: int) -> int:
@@ -148,3 +156,29 @@ async def test_the_decorator_option_applies_and_a_call_can_turn_it_off(tmp_path:
     assert await job == 3 and job.attempts == 2
     with pytest.raises(ValueError, match="flake 4"):
         await retried.options(retries=0)(str(tmp_path), 4)
+
+
+async def test_a_retried_task_is_recorded_as_its_next_attempt(tmp_path: Path) -> None:
+    """The records follow a retry: the task's one row ends COMPLETED in attempt 2 (the
+    retry's submission does not clash with the first one's rows)."""
+    from clustrix._records import RecordStore
+
+    flag = tmp_path / "killed-once"
+    config = ClusterConfig(cluster_type="local", records_path=tmp_path / "records.db")
+    async with Client(config) as client:
+        job = client.options(retries=1, retry_on=["FAILED"]).submit(_die_once, str(flag))
+        assert await job == "second time"
+        assert job.attempts == 2
+    record = RecordStore(tmp_path / "records.db").get(job.key)
+    assert record is not None
+    assert (record.state, record.attempt, record.collected) == (JobState.COMPLETED, 2, True)
+
+
+def _die_once(flag: str) -> str:
+    import os
+    import signal
+
+    if not os.path.exists(flag):
+        open(flag, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "second time"

@@ -23,6 +23,7 @@ from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError, CommandError
 from ..._job import JobControl
 from ..._payload import decode_result
+from ..._record_types import JobUpdate
 from ..._settle import Ending, settle
 from ..._states import JobState
 from ..._tasks import TaskSet
@@ -32,6 +33,7 @@ from ...transport.base import Transport
 from ..base import Backend, Stream, Submission, wait_all
 from .area import RemoteArea
 from .envbuild import EnvironmentBuilder
+from .reattach import adopt
 from .run import Fate, Run, auto_chunksize
 
 __all__ = ["Fate", "RemoteRunsBackend", "Run", "auto_chunksize"]
@@ -114,15 +116,29 @@ class RemoteRunsBackend(Backend):
         run.venv = await self.environments.venv_for(submission)
         await self.launch(run)
         self.submissions += 1
+        await self.follow(run)
+
+    async def follow(self, run: Run) -> None:
+        """Poll `run` from now on (launched now, or by an earlier process)."""
+        submission = run.submission
         self._runs[submission.key] = run
         for position, job in enumerate(submission.jobs):
             self._where[job] = (run, position)
-            job.set_state(JobState.QUEUED, job_id=self.initial_job_id(run, position // chunksize))
+            element = position // run.chunksize
+            job.set_state(JobState.QUEUED, job_id=self.initial_job_id(run, element))
         if self._poller is None:
             self._poller = self._tasks.spawn(self._poll_forever(), name=f"poll-{self._name}")
         self._wake.set()
         # cancel() came while this was being submitted (it found no run then): now.
         await self._cancel_now([job for job in submission.jobs if job.cancel_requested])
+
+    async def recover(self, run: Run) -> bool:
+        """Rebuild what `launch` knew of a run an earlier process launched; False if
+        it never reached the cluster (its tasks are then settled from their files)."""
+        return True
+
+    async def attach(self, submission: Submission, run_dir: str, age: float, gone: str) -> None:
+        await adopt(self, submission, run_dir, age, gone)
 
     def runner_time_limit(self, submission: Submission) -> int | None:
         """Walltime the runner enforces itself (schedulers enforce their own)."""
@@ -250,8 +266,15 @@ class RemoteRunsBackend(Backend):
         self._unfinished.add(run)  # if the client closes meanwhile, aclose() completes it
         if run.submission.config.cleanup_remote_files:
             # Keep what the tasks printed: the directory with their files goes now.
-            tasks = range(len(run.submission.jobs))
-            run.outputs.update(await self._area.outputs(run.directory, tasks))
+            jobs = run.submission.jobs
+            run.outputs.update(await self._area.outputs(run.directory, range(len(jobs))))
+            if self.records is not None:
+                for position, (out, err) in run.outputs.items():
+                    if out or err:
+                        self.records.update(
+                            JobUpdate(jobs[position].key, stdout_tail=out, stderr_tail=err)
+                        )
+                await self.records.flush()  # the collection is recorded before it goes
             await self._area.transport.remove_tree(run.directory)
         self._unfinished.discard(run)
 
