@@ -14,12 +14,14 @@ Usage::
 
 from __future__ import annotations
 
-import json
+import _pickle
 import os
-import pickle
 import sys
 import types
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds to import: only for the type checker
+    from typing import Any
 
 # Start-up is paid once per array element, so imports are lazy where they can be:
 # cloudpickle (about 20 ms and a dozen standard modules) only when a payload needs more
@@ -34,7 +36,7 @@ except ImportError:  # pragma: no cover  # Python 3.12+ names it _sha2
 
 if __package__:
     from .layout import CANCEL, ERR, EXIT, OUT, RESULT, TIMEOUT, RunLayout
-    from .unpickle import loads, plain
+    from .unpickle import PROTOCOL, json_loads, loads, plain
 else:  # on a cluster: shipped beside this file (found there even through a symlink)
     _HERE = os.path.dirname(os.path.abspath(__file__))
     if _HERE not in sys.path:
@@ -48,7 +50,12 @@ else:  # on a cluster: shipped beside this file (found there even through a syml
         TIMEOUT,
         RunLayout,
     )
-    from clustrix_unpickle import loads, plain  # type: ignore[import-not-found,no-redef]
+    from clustrix_unpickle import (  # type: ignore[import-not-found,no-redef]
+        PROTOCOL,
+        json_loads,
+        loads,
+        plain,
+    )
 
 RESULT_MAGIC = b"CLUSTRIX-RESULT/1"
 IN_JOB_ENV = "CLUSTRIX_IN_JOB"
@@ -108,7 +115,7 @@ def _outcome(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
 
 def _encode(outcome: dict[str, Any]) -> bytes:
     if outcome["ok"] and plain(outcome["value"]):
-        return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        return _pickle.dumps(outcome, protocol=PROTOCOL)
     import cloudpickle
 
     try:
@@ -162,7 +169,7 @@ class Run:
         self.dir = run_dir
         self.layout = layout = RunLayout(run_dir)
         with open(layout.spec) as handle:
-            self.spec = json.load(handle)
+            self.spec = json_loads(handle.read())
         with open(layout.function, "rb") as handle:
             self.function = loads(handle.read())
         self.tasks_dir = layout.tasks

@@ -11,12 +11,18 @@ cloudpickle that is not version 3, loads cloudpickle itself.
 
 from __future__ import annotations
 
+import _pickle  # pickle's C half: `pickle` itself imports re, struct, _compat_pickle...
 import builtins
 import io
-import pickle
+import os
 import sys
 import types
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds to import: only for the type checker
+    from typing import Any
+
+PROTOCOL = 5  # cloudpickle.DEFAULT_PROTOCOL: pickle.HIGHEST_PROTOCOL on every Python here
 
 
 def _builtin_type(name: str) -> Any:
@@ -64,7 +70,7 @@ _LIGHT: dict[str, Any] = {
 }
 
 
-class _LightUnpickler(pickle.Unpickler):
+class _LightUnpickler(_pickle.Unpickler):
     used = False
 
     def find_class(self, module: str, name: str) -> Any:
@@ -75,19 +81,18 @@ class _LightUnpickler(pickle.Unpickler):
 
 
 def _cloudpickle_is_3() -> bool:
-    """Whether the cloudpickle here is the major version the reconstructors mirror."""
+    """Whether the cloudpickle an import would find is the major version the
+    reconstructors mirror (the first on `sys.path`; anything else: not known to be)."""
     global _IS_3
     if _IS_3 is None:
-        import importlib.util
-
-        spec = importlib.util.find_spec("cloudpickle")
         _IS_3 = False
-        if spec is not None and spec.origin:
+        for entry in sys.path:
             try:
-                with open(spec.origin) as handle:
+                with open(os.path.join(entry or ".", "cloudpickle", "__init__.py")) as handle:
                     _IS_3 = '__version__ = "3.' in handle.read()
+                break
             except OSError:
-                pass
+                continue
     return _IS_3
 
 
@@ -127,3 +132,33 @@ def plain(value: Any, budget: int = 10_000) -> bool:
             return False
         stack.extend(item.items() if kind is dict else item)
     return True
+
+
+class _JsonContext:
+    """What `_json.make_scanner` reads from a decoder (json.JSONDecoder's defaults)."""
+
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int = float, int
+    memo: dict[str, str] = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        return {"-Infinity": -float("inf"), "Infinity": float("inf"), "NaN": float("nan")}[name]
+
+
+def json_loads(text: str) -> Any:
+    """`json.loads` of a document clustrix wrote, with json's C scanner only: the json
+    package imports re (and with it enum, functools...) for what the runner never reads."""
+    try:
+        import _json
+
+        scanner = _json.make_scanner(_JsonContext())  # type: ignore[arg-type]  # duck-typed
+        value, end = scanner(text, 0)
+    except (ImportError, StopIteration, ValueError):
+        end = -1
+    if end != len(text.rstrip()):
+        import json
+
+        return json.loads(text)
+    return value

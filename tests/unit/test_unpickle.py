@@ -145,3 +145,24 @@ def test_plain_values_are_pickled_without_cloudpickle(value: object, expected: b
     loaded = cloudpickle.loads(_encode(outcome))
     if expected:
         assert loaded == outcome
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"format": 1, "count": 3, "offsets": [0, 9, 18, 27], "time_limit": None}),
+        json.dumps({"s": 'é\n"', "f": 1.5e-3, "n": [True, False, None, -2], "d": {}}),
+        '{"a": NaN, "b": -Infinity}\n',
+        '{"a": 1} trailing',  # not one document: json's own error
+        "",
+    ],
+)
+def test_json_loads_matches_json(text: str) -> None:
+    try:
+        expected = json.loads(text)
+    except ValueError as error:
+        with pytest.raises(type(error)):
+            unpickle.json_loads(text)
+        return
+    got = unpickle.json_loads(text)
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
