@@ -140,6 +140,7 @@ class _Watchdog:
     def __init__(self, seconds: float | None, marker: str) -> None:
         self._timer: Any = None
         if seconds:
+            import signal  # noqa: F401  # now, not in the timer's thread when it fires
             import threading
 
             self._timer = threading.Timer(seconds, self._expire, args=(marker,))
