@@ -30,6 +30,7 @@ from .._states import JobState
 from .._tasks import TaskSet
 from ..oncluster import layout as _layout
 from ..oncluster import runner as _runner
+from ..oncluster import unpickle as _unpickle
 from ..oncluster.agent import keep_scratch
 from ..oncluster.agent import tail as file_tail
 from ..oncluster.layout import CANCEL, ERR, OUT, TIMEOUT, RunLayout, payload_files
@@ -116,6 +117,7 @@ class LocalBackend(Backend):
             files = {
                 "_runner.py": Path(_runner.__file__).read_bytes(),
                 "clustrix_layout.py": Path(_layout.__file__).read_bytes(),
+                "clustrix_unpickle.py": Path(_unpickle.__file__).read_bytes(),
             }
             digest = hashlib.sha256(b"\0".join(files.values())).hexdigest()[:16]
             folder = self._root / f"runner-{digest}"

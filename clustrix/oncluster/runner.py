@@ -14,20 +14,29 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
+import _pickle
 import os
-import signal
 import sys
-import threading
-import traceback
-from typing import Any
+import types
 
-import cloudpickle
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds to import: only for the type checker
+    from typing import Any
+
+# Start-up is paid once per array element, so imports are lazy where they can be:
+# cloudpickle (about 20 ms and a dozen standard modules) only when a payload needs more
+# than `clustrix_unpickle` provides, traceback, signal and threading only when used.
+try:  # SHA-256 without starting OpenSSL (importing hashlib costs ~5 ms)
+    from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover  # Python 3.12+ names it _sha2
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+    except ImportError:
+        from hashlib import sha256  # type: ignore[assignment,unused-ignore]
 
 if __package__:
     from .layout import CANCEL, ERR, EXIT, OUT, RESULT, TIMEOUT, RunLayout
+    from .unpickle import PROTOCOL, json_loads, loads, plain
 else:  # on a cluster: shipped beside this file (found there even through a symlink)
     _HERE = os.path.dirname(os.path.abspath(__file__))
     if _HERE not in sys.path:
@@ -41,6 +50,12 @@ else:  # on a cluster: shipped beside this file (found there even through a syml
         TIMEOUT,
         RunLayout,
     )
+    from clustrix_unpickle import (  # type: ignore[import-not-found,no-redef]
+        PROTOCOL,
+        json_loads,
+        loads,
+        plain,
+    )
 
 RESULT_MAGIC = b"CLUSTRIX-RESULT/1"
 IN_JOB_ENV = "CLUSTRIX_IN_JOB"
@@ -50,7 +65,7 @@ TIMEOUT_EXIT = 124
 
 def frame_result(body: bytes) -> bytes:
     """Prefix a pickled result with its length and SHA-256 digest."""
-    digest = hashlib.sha256(body).hexdigest()
+    digest = sha256(body).hexdigest()
     return b"%s %d %s\n" % (RESULT_MAGIC, len(body), digest.encode()) + body
 
 
@@ -62,7 +77,7 @@ def unframe_result(data: bytes) -> bytes:
         raise ValueError("not a clustrix result (bad header)")
     if len(body) != int(parts[1]):
         raise ValueError(f"result truncated: {len(body)} of {int(parts[1])} bytes")
-    if hashlib.sha256(body).hexdigest().encode() != parts[2]:
+    if sha256(body).hexdigest().encode() != parts[2]:
         raise ValueError("result digest mismatch")
     return body
 
@@ -77,7 +92,7 @@ def _write_atomic(path: str, data: bytes) -> None:
 def _outcome(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     try:
         value = fn(*args, **kwargs)
-        if inspect.iscoroutine(value):  # an `async def` task runs on its own event loop
+        if isinstance(value, types.CoroutineType):  # an `async def` task runs on its own event loop
             import asyncio  # only then: importing it costs more than the rest of the runner
 
             value = asyncio.run(value)
@@ -86,6 +101,8 @@ def _outcome(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         return {"ok": False, "kind": "exit", "code": code, "message": str(exc.code)}
     except BaseException as exc:
+        import traceback
+
         return {
             "ok": False,
             "kind": "exception",
@@ -97,6 +114,10 @@ def _outcome(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
 
 
 def _encode(outcome: dict[str, Any]) -> bytes:
+    if outcome["ok"] and plain(outcome["value"]):
+        return _pickle.dumps(outcome, protocol=PROTOCOL)
+    import cloudpickle
+
     try:
         blob: bytes = cloudpickle.dumps(outcome)
         return blob
@@ -117,14 +138,19 @@ class _Watchdog:
     """Kills the task's whole process group when the time limit passes."""
 
     def __init__(self, seconds: float | None, marker: str) -> None:
-        self._timer: threading.Timer | None = None
+        self._timer: Any = None
         if seconds:
+            import signal  # noqa: F401  # now, not in the timer's thread when it fires
+            import threading
+
             self._timer = threading.Timer(seconds, self._expire, args=(marker,))
             self._timer.daemon = True
             self._timer.start()
 
     @staticmethod
     def _expire(marker: str) -> None:
+        import signal
+
         with open(marker, "w") as handle:
             handle.write("timeout\n")
         try:
@@ -144,9 +170,9 @@ class Run:
         self.dir = run_dir
         self.layout = layout = RunLayout(run_dir)
         with open(layout.spec) as handle:
-            self.spec = json.load(handle)
+            self.spec = json_loads(handle.read())
         with open(layout.function, "rb") as handle:
-            self.function = cloudpickle.loads(handle.read())
+            self.function = loads(handle.read())
         self.tasks_dir = layout.tasks
         os.makedirs(self.tasks_dir, mode=0o700, exist_ok=True)
 
@@ -154,7 +180,7 @@ class Run:
         start, end = self.spec["offsets"][index], self.spec["offsets"][index + 1]
         with open(self.layout.args, "rb") as handle:
             handle.seek(start)
-            args, kwargs = cloudpickle.loads(handle.read(end - start))
+            args, kwargs = loads(handle.read(end - start))
         return tuple(args), dict(kwargs)
 
     def run_task(self, index: int, *, write_result: bool = True, scratch: str = "") -> bytes:

@@ -273,6 +273,23 @@ async def test_chunked_sweep_keeps_each_tasks_output(kube: Kube) -> None:
         assert manifest["spec"]["completions"] == 3
 
 
+async def test_short_tasks_are_packed_into_few_pods(fake_kube: Kube) -> None:
+    # 100 tasks declared one minute, no chunksize: the default rule packs them.
+    assert fake_kube.fake is not None
+    async with Client(fake_kube.config()) as client:
+        sweep = client.options(time="00:01:00").map(square, range(100), progress=False)
+        assert await sweep == [x * x for x in range(100)]
+        assert await sweep[57].stdout() == "squaring 57\n"
+    (manifest,) = created_jobs(fake_kube.fake)
+    pods = {
+        obj["metadata"]["name"]
+        for _, kind, event, obj in fake_kube.fake.history
+        if kind == "pods" and event == "ADDED"
+    }
+    assert manifest["spec"]["completions"] == len(pods) <= 16
+    assert len({job.job_id for job in sweep}) == len(pods)
+
+
 async def test_cloudpickle_is_shipped_not_installed(kube: Kube) -> None:
     async with Client(kube.config()) as client:
         path = await client.submit(where_is_cloudpickle)

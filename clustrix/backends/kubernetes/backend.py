@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import secrets
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
@@ -27,6 +26,7 @@ from ..._job import JobControl
 from ..._states import JobState
 from ..._tasks import TaskSet
 from ..base import Backend, Stream, Submission, wait_all
+from ..chunking import default_chunksize
 from . import manifests
 from .api import ApiError, KubeApi, command_error, refusal_error
 from .reattach import adopt
@@ -91,7 +91,9 @@ class KubernetesBackend(Backend):
     # -- submission -------------------------------------------------------------------
     async def submit(self, submission: Submission) -> None:
         count = len(submission.jobs)
-        chunksize = submission.chunksize or max(1, math.ceil(count / _MAX_ELEMENTS))
+        chunksize = submission.chunksize or default_chunksize(
+            count, submission.resources.time, max_elements=_MAX_ELEMENTS
+        )
         indexed = submission.jobs[0].index is not None
         name = manifests.job_name(submission.name, submission.key)
         run = Run.plan(submission, name, chunksize, indexed)

@@ -31,7 +31,7 @@ from ..._config import ClusterConfig
 from ..._exceptions import ConfigError, SerializationError
 from ..._options import Inherit, Resources
 from ..._payload import Payload
-from ...oncluster import k8s_entry, layout
+from ...oncluster import k8s_entry, layout, unpickle
 from ...oncluster import runner as _runner
 from ..base import Submission
 from .extra import apply_extra
@@ -85,6 +85,7 @@ def _support_files() -> tuple[tuple[str, bytes], ...]:
         ("entry.py", Path(k8s_entry.__file__).read_bytes()),
         ("clustrix_runner.py", Path(_runner.__file__).read_bytes()),
         ("clustrix_layout.py", Path(layout.__file__).read_bytes()),
+        ("clustrix_unpickle.py", Path(unpickle.__file__).read_bytes()),
     ]
     package = Path(cloudpickle.__file__).parent
     for source in sorted(package.glob("*.py")):

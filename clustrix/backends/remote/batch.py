@@ -11,7 +11,6 @@ collects results and exit-code files, whatever the number of jobs.
 from __future__ import annotations
 
 import asyncio
-import math
 import weakref
 from collections.abc import Sequence
 
@@ -24,6 +23,7 @@ from ...schedulers import ArraySpec, BatchResources, Scheduler, render_script, s
 from ...schedulers.base import TaskStatus
 from ...transport.base import Transport
 from ..base import Submission
+from ..chunking import default_chunksize
 from .batch_fates import DROPPED, BatchRun, Part, Unstarted, fate_from_files, merge_fates
 from .reattach import recover_parts
 from .runs import Fate, RemoteRunsBackend, Run
@@ -31,9 +31,6 @@ from .scripts import script_context
 
 _MISSING_GRACE = 60.0  # seconds an element may be unknown everywhere before it is LOST
 _YOUNG = 15.0  # accounting may lag this long behind a submission
-_SHORT_TASK = 600  # seconds: tasks declared this short are packed automatically
-_ELEMENT_BUDGET = 1800  # seconds of declared work per packed element, at most
-_TARGET_ELEMENTS = 64  # launches a packed sweep aims for
 
 
 class BatchBackend(RemoteRunsBackend):
@@ -49,19 +46,10 @@ class BatchBackend(RemoteRunsBackend):
         self.may_batch = self._batches()
 
     def plan(self, submission: Submission) -> int:
-        """Tasks per array element.
-
-        `chunksize=` decides when given. Otherwise tasks declared short (`time` of at
-        most 10 minutes) are packed so a sweep needs about 64 launches and no element
-        asks for more than 30 minutes; tasks of unknown length are not packed, since
-        a packed element runs its tasks one after another.
-        """
+        """Tasks per array element: `chunksize=` if given, else `default_chunksize`."""
         if submission.chunksize:
             return submission.chunksize
-        time, count = submission.resources.time, len(submission.jobs)
-        if time is None or time > _SHORT_TASK or count <= _TARGET_ELEMENTS:
-            return 1
-        return max(1, min(_ELEMENT_BUDGET // time, math.ceil(count / _TARGET_ELEMENTS)))
+        return default_chunksize(len(submission.jobs), submission.resources.time)
 
     def _batches(self) -> bool:
         """Slurm, SGE, PBS Pro (or a PBS not probed yet) cancel one running element alone;

@@ -28,8 +28,10 @@ clustrix_exit() {
 cd "$RUN_DIR" || { echo "clustrix: cannot enter the run directory $RUN_DIR" >&2; exit 97; }
 # Record that this element started (its pid and the node that runs it: the agent on
 # the login node judges only its own node's pids), and do not start at all if
-# clustrix cancelled it meanwhile.
-echo "$$ $(uname -n)" >"$RUN_DIR/elements/$ELEMENT.pid"
+# clustrix cancelled it meanwhile. The node's name is read with a builtin where Linux
+# offers it: every process this script starts is paid once per array element.
+{ read -r CLUSTRIX_NODE </proc/sys/kernel/hostname; } 2>/dev/null || CLUSTRIX_NODE=$(uname -n)
+echo "$$ $CLUSTRIX_NODE" >"$RUN_DIR/elements/$ELEMENT.pid"
 if [ -e "$RUN_DIR/elements/$ELEMENT.cancel" ]; then clustrix_exit 130; fi
 
 # The user's environment settings (without `set -u`: site scripts rarely survive it).
