@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _selection
+from ._client_records import ClientRecords
 from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError, UsageError
 from ._job import Cancellation, Job, JobControl
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-class Client:
+class Client(ClientRecords):
     """Owns the connection pool, pollers and background tasks for its jobs.
 
     Use it as ``async with Client(config) as client:``. Which client serves a call,
@@ -78,6 +79,7 @@ class Client:
         self._token: contextvars.Token[Client | None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._implicit = False  # made by the selection rule, not by the user
+        self._writers = {}
 
     @property
     def config(self) -> ClusterConfig:
@@ -140,6 +142,7 @@ class Client:
                 job._control.fail(
                     JobState.CANCELLED, "the client was closed before it was submitted"
                 )
+        await self._close_records()
 
     # -- submitting ----------------------------------------------------------------------
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
@@ -256,8 +259,10 @@ class Client:
             Job(self, key=f"{key}.{i}" if sweep else key, name=name, index=i if sweep else None)
             for i in range(len(calls))
         ]
+        recorder = self._records_writer(config)
         for job in jobs:
             job._control.backend = backend
+            job._control.recorder = recorder
         self._jobs.update(jobs)
         if calls:
             controls = [job._control for job in jobs]
@@ -268,7 +273,8 @@ class Client:
     def _backend_for(self, config: ClusterConfig) -> Backend:
         key = config.cache_key()
         if key not in self._backends:
-            self._backends[key] = create_backend(config, self._transport_for)
+            backend = self._backends[key] = create_backend(config, self._transport_for)
+            backend.records = self._records_writer(config)
         return self._backends[key]
 
     def _transport_for(self, config: ClusterConfig) -> Transport:
@@ -282,6 +288,7 @@ class Client:
 
     async def _submit(self, backend: Backend, submission: Submission) -> None:
         try:
+            await self._record(backend, submission)
             await backend.submit(submission)
         except asyncio.CancelledError:
             for job in submission.jobs:

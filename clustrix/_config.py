@@ -148,7 +148,9 @@ class ClusterConfig(BaseSettings):
 
     def cache_key(self) -> str:
         """A stable identity of the settings that decide which cluster this is."""
-        return self.model_dump_json(exclude={"profile", "config_file"})
+        return self.model_dump_json(
+            exclude={"profile", "config_file", "records_path", "records_retention_days"}
+        )
 
 
 # The fields' meanings live in _config_fields.py (the documentation is generated from

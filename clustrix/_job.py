@@ -12,6 +12,7 @@ from ._states import ERROR_FOR_STATE, JobState
 
 if TYPE_CHECKING:
     from ._client import Client
+    from ._record_writer import RecordWriter
     from ._settle import Verdict
     from .backends.base import Backend
 
@@ -175,6 +176,7 @@ class JobControl(Generic[R]):
         self.job = job
         self.backend: Backend | None = None  # set once a backend takes the job
         self.cancel_requested = False  # `cancel()` was called (not confirmed yet)
+        self.recorder: RecordWriter | None = None  # where state changes are recorded
 
     # -- what the backend reads ---------------------------------------------------------
     @property
@@ -226,6 +228,12 @@ class JobControl(Generic[R]):
         job = self.job
         if job._future.done():
             return
+        recorder = self.recorder
+        if recorder is not None and (
+            (state, reason) != (job._state, job.reason)
+            or (job_id is not None and job_id != job._job_id)
+        ):
+            recorder.changed(job.key, state, job_id, reason)
         if job_id is not None:
             job._job_id = job_id
         job.reason = reason
@@ -237,6 +245,8 @@ class JobControl(Generic[R]):
         if not job._future.done():
             job._state = JobState.COMPLETED
             job._future.set_result(value)
+            if self.recorder is not None:
+                self.recorder.ended(job.key, JobState.COMPLETED)
 
     def set_exception(self, error: BaseException, state: JobState = JobState.FAILED) -> None:
         """Resolve the job with an error; the note says which task raised it."""
@@ -246,6 +256,8 @@ class JobControl(Generic[R]):
         if isinstance(error, JobError):
             state = error.state or state
         job._state = state
+        if self.recorder is not None:
+            self.recorder.ended(job.key, state, error)
         if job.index is not None:
             error.add_note(f"(raised by task {job.index} of sweep {job.key.split('.')[0]})")
         job._future.set_exception(error)
@@ -298,6 +310,8 @@ class JobControl(Generic[R]):
             job._state = JobState.FAILED
             job._future.set_exception(error)
             job._future.exception()
+            if self.recorder is not None:
+                self.recorder.ended(job.key, JobState.FAILED, error, collected=False)
 
     def detach(self, message: str) -> None:
         """Stop following the job (its client closed); it keeps running remotely."""

@@ -6,12 +6,15 @@ import abc
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._config import ClusterConfig
 from .._job import JobControl
 from .._options import Resources
 from .._payload import Payload
+
+if TYPE_CHECKING:
+    from .._record_writer import RecordWriter
 
 Stream = Literal["stdout", "stderr"]
 
@@ -46,6 +49,10 @@ class Backend(abc.ABC):
     #: True if leaving a `Client` leaves running tasks running (remote clusters);
     #: False if they cannot outlive the client (local processes).
     detaches: bool = True
+
+    #: The client's record writer (set by the client): `flush()` it before removing
+    #: anything a later process might still need to collect.
+    records: RecordWriter | None = None
 
     @abc.abstractmethod
     async def submit(self, submission: Submission) -> None:

@@ -247,6 +247,8 @@ class RemoteRunsBackend(Backend):
         self._runs.pop(run.submission.key, None)
         self._unfinished.add(run)  # if the client closes meanwhile, aclose() completes it
         if run.submission.config.cleanup_remote_files:
+            if self.records is not None:
+                await self.records.flush()  # the collection is recorded before it goes
             # Keep what the tasks printed: the directory with their files goes now.
             tasks = range(len(run.submission.jobs))
             run.outputs.update(await self._area.outputs(run.directory, tasks))
