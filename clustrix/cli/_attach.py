@@ -138,26 +138,35 @@ def config_for(
     return config
 
 
-@asynccontextmanager
-async def connected(found: Found, profile: str | None) -> AsyncIterator[Client]:
-    """An open `Client` for `found`'s cluster; leaving it detaches from tasks still
-    running (they keep running)."""
-    from .._client import Client
-
+def cluster_config(found: Found, profile: str | None) -> ClusterConfig:
+    """The configuration that reaches `found`'s cluster (see `config_for`)."""
     sweep = found.sweep
     submitted_profile = sweep.submission.profile if sweep is not None else None
     if submitted_profile is None and found.job is not None:
         submission = found.store.submission(found.job.submission_key)
         submitted_profile = submission.profile if submission else None
-    config = config_for(found.first, profile, submitted_profile)
+    return config_for(found.first, profile, submitted_profile)
+
+
+@asynccontextmanager
+async def connected(found: Found, profile: str | None, **overrides: Any) -> AsyncIterator[Client]:
+    """An open `Client` for `found`'s cluster (`overrides` replace configuration
+    fields); leaving it detaches from tasks still running (they keep running)."""
+    from .._client import Client
+
+    config = cluster_config(found, profile)
+    if overrides:
+        config = config.model_copy(update=overrides)
     async with Client(config) as client:
         yield client
 
 
 @asynccontextmanager
-async def attached(found: Found, profile: str | None) -> AsyncIterator[Job[Any] | Sweep[Any]]:
+async def attached(
+    found: Found, profile: str | None, **overrides: Any
+) -> AsyncIterator[Job[Any] | Sweep[Any]]:
     """`found`'s job or sweep, attached through `connected` (nothing is resubmitted)."""
-    async with connected(found, profile) as client:
+    async with connected(found, profile, **overrides) as client:
         yield await client.attach(found.key)
 
 

@@ -12,8 +12,18 @@ from rich.markup import escape
 
 from .._job import Job
 from .._records import JobRecord
-from ._attach import Found, KeyArgument, ProfileOption, attached, find, jobs_of, select
+from ._attach import (
+    Found,
+    KeyArgument,
+    ProfileOption,
+    attached,
+    cluster_config,
+    find,
+    jobs_of,
+    select,
+)
 from ._output import console, err_console
+from ._runfiles import FILE_BACKENDS, RunFiles, run_dir_of
 
 
 def _heading(index: int | None) -> None:
@@ -57,30 +67,56 @@ async def _read(job: Job[Any], stderr: bool) -> str:
     return await (job.stderr() if stderr else job.stdout())
 
 
-async def _show(found: Found, profile: str | None, stderr: bool, follow: bool,
-                interval: float) -> int:  # fmt: skip
-    printer = Printer(headed=found.is_sweep)
-    async with attached(found, profile) as handle:
-        jobs = jobs_of(handle)
+def _tail(task: JobRecord, stderr: bool) -> str:
+    return (task.stderr_tail if stderr else task.stdout_tail) or ""
+
+
+async def _snapshot(found: Found, profile: str | None, stderr: bool) -> tuple[dict[str, str], str]:
+    """Every task's stream so far (by key) and a note on where some came from. Read
+    from the run directory's files: nothing is collected, nothing removed."""
+    texts = {t.key: _tail(t, stderr) for t in found.tasks if t.collected}
+    note = "results already collected: showing the recorded tails" if texts else ""
+    pending = [t for t in found.tasks if not t.collected]
+    if not pending:
+        return texts, note
+    if found.first.backend not in FILE_BACKENDS:  # Kubernetes: the pods' logs
+        async with attached(found, profile, cleanup_remote_files=False) as handle:
+            jobs = [job for job in jobs_of(handle) if job.key not in texts]
+            read = await asyncio.gather(*(_read(job, stderr) for job in jobs))
+        texts.update({job.key: text for job, text in zip(jobs, read, strict=True)})
+        return texts, note
+    config = cluster_config(found, profile)
+    files = RunFiles(config)
+    try:
+        run_dir = run_dir_of(pending[0].submission_key, pending[0].run_dir, config)
+        got = await files.outputs(run_dir, [t.index or 0 for t in pending], stderr)
+    finally:
+        await files.aclose()
+    if got is None:
+        texts.update({t.key: _tail(t, stderr) for t in pending})
+        return texts, f"the run directory {run_dir} is gone: showing the recorded tails"
+    texts.update({t.key: got[t.index or 0] for t in pending})
+    return texts, note
+
+
+async def _follow(found: Found, profile: str | None, stderr: bool, interval: float,
+                  printer: Printer) -> None:  # fmt: skip
+    """Print what is new until every task ended. The job is attached like
+    `Client.attach` (so its end is known); its run directory is kept."""
+    done = {t.key for t in found.tasks if t.collected}
+    for task in found.tasks:
+        if task.key in done:
+            printer.show(task.key, task.index, _tail(task, stderr))
+    async with attached(found, profile, cleanup_remote_files=False) as handle:
+        jobs = [job for job in jobs_of(handle) if job.key not in done]
         while True:
             ended = [job.done() for job in jobs]  # judged before reading: no output is lost
             texts = await asyncio.gather(*(_read(job, stderr) for job in jobs))
             for job, text in zip(jobs, texts, strict=True):
                 printer.show(job.key, job.index, text)
-            if not follow or all(ended):
+            if all(ended):
                 break
             await asyncio.sleep(interval)
-    printer.finish()
-    return sum(bool(t) for t in printer.seen.values())
-
-
-def _from_records(tasks: tuple[JobRecord, ...], stderr: bool, headed: bool) -> int:
-    """Print the recorded tails of collected tasks (their run directory may be gone)."""
-    printer = Printer(headed)
-    for task in tasks:
-        printer.show(task.key, task.index, (task.stderr_tail if stderr else task.stdout_tail) or "")
-    printer.finish()
-    return sum(bool(t) for t in printer.seen.values())
 
 
 def logs(
@@ -103,22 +139,24 @@ def logs(
 ) -> None:
     """Print a job's output so far; for a sweep, every task's, each headed by its index.
 
-    The output is read from the job's files on the cluster (the running task's too),
-    without collecting or resubmitting anything. For tasks whose result was already
-    collected, the recorded tails (last 4000 characters) are shown if the run
-    directory is gone.
+    The output is read from the job's files on the cluster (a running task's too);
+    nothing is collected or removed. Tasks whose result was already collected show the
+    recorded tails (last 4000 characters). With --follow the job is attached (like
+    Client.attach) until it ends, and its run directory is kept.
     """
     found = select(find(key, profile), index)
     stream = "stderr" if stderr else "stdout"
-    collected = all(task.collected for task in found.tasks)
-    if collected and not follow:
-        shown = _from_records(found.tasks, stderr, found.is_sweep)
-        err_console.print(
-            f"[dim]{escape(key)}: results already collected; showing the recorded {stream} tails[/]"
-        )
+    printer = Printer(headed=found.is_sweep)
+    if follow:
+        asyncio.run(_follow(found, profile, stderr, interval, printer))
     else:
-        shown = asyncio.run(_show(found, profile, stderr, follow, interval))
-    if not shown:
+        texts, note = asyncio.run(_snapshot(found, profile, stderr))
+        for task in found.tasks:
+            printer.show(task.key, task.index, texts.get(task.key, ""))
+        if note:
+            err_console.print(f"[dim]{escape(key)}: {escape(note)}[/]")
+    printer.finish()
+    if not any(printer.seen.values()):
         err_console.print(f"[dim]{escape(key)}: no {stream} so far[/]")
 
 
