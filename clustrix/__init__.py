@@ -9,12 +9,15 @@ result = await simulate(1.5)              # a Job is awaitable
 results = await simulate.map(range(500))  # one array job for the sweep
 """
 
+from ._attach import attach
 from ._client import Client
 from ._config import ClusterConfig, configure, get_config, load_config, reset_config
 from ._decorator import RemoteFunction, cluster
 from ._exceptions import (
+    AttachError,
     AuthenticationError,
     ClusterConnectionError,
+    ClusterMismatchError,
     ClustrixError,
     CommandError,
     ConfigError,
@@ -31,10 +34,12 @@ from ._exceptions import (
     ResultIntegrityError,
     SerializationError,
     SubmissionError,
+    UnknownKeyError,
     UsageError,
 )
 from ._job import Cancellation, Job
 from ._loops import ExplainReport, LoopReport, explain
+from ._record_types import JobRecord, SubmissionRecord, SweepRecord
 from ._states import JobState
 from ._sweep import Sweep
 from ._version import __version__
@@ -54,12 +59,14 @@ from .fs import (
 )
 
 __all__ = [
+    "AttachError",
     "AuthenticationError",
     "Cancellation",
     "Client",
     "ClientView",
     "ClusterConfig",
     "ClusterConnectionError",
+    "ClusterMismatchError",
     "ClustrixError",
     "CommandError",
     "ConfigError",
@@ -74,6 +81,7 @@ __all__ = [
     "JobFailedError",
     "JobLostError",
     "JobOutOfMemoryError",
+    "JobRecord",
     "JobState",
     "JobTimeoutError",
     "LoopReport",
@@ -83,9 +91,13 @@ __all__ = [
     "ResultIntegrityError",
     "SerializationError",
     "SubmissionError",
+    "SubmissionRecord",
     "Sweep",
+    "SweepRecord",
+    "UnknownKeyError",
     "UsageError",
     "__version__",
+    "attach",
     "cluster",
     "cluster_count_files",
     "cluster_du",

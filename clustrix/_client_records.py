@@ -107,6 +107,6 @@ class ClientRecords:
         the credentials. Raises `UnknownJobError` for a key that is not recorded and
         `AttachError` when the configuration names another cluster.
         """
-        from ._attach import attach
+        from ._attach import attach_with
 
-        return await attach(self, key)  # type: ignore[arg-type]
+        return await attach_with(self, key)  # type: ignore[arg-type]  # Client is this mixin

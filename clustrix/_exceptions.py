@@ -11,6 +11,9 @@ themselves, with the remote traceback attached.
     ├── ConfigError (also ValueError)          bad option value or config field
     ├── UsageError (also RuntimeError)         API used in a way that cannot work
     ├── SerializationError                     unpicklable object; payload too large
+    ├── AttachError                            cannot reattach to a recorded submission
+    │   ├── UnknownKeyError (also LookupError)   no record of that key
+    │   └── ClusterMismatchError                 the record names another cluster
     ├── ClusterConnectionError (also ConnectionError)
     │   ├── AuthenticationError
     │   └── HostKeyError
@@ -47,6 +50,19 @@ class ConfigError(ClustrixError, ValueError):
 
 class UsageError(ClustrixError, RuntimeError):
     """The API was used in a way that cannot work (e.g. a closed `Client`)."""
+
+
+class AttachError(ClustrixError):
+    """`Client.attach` / `clustrix.attach` cannot follow the recorded submission."""
+
+
+class UnknownKeyError(AttachError, LookupError):
+    """No submission or task with this key is recorded on this machine."""
+
+
+class ClusterMismatchError(AttachError):
+    """The record names another cluster than the configuration used to reattach
+    (host, port, user, or Kubernetes context and namespace); says which differs."""
 
 
 class SerializationError(ClustrixError):

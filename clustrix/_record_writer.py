@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ._record_types import JobUpdate, Target, apply_updates, process_id
 from ._records import RecordStore
@@ -108,7 +109,8 @@ class RecordWriter:
                 self._kick.set()
                 self._urgent.set()
                 waited = self._future()
-            await asyncio.wait([waited, task], return_when=asyncio.FIRST_COMPLETED)
+            watched: list[asyncio.Future[Any]] = [waited, task]
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             if waited.done():
                 return waited.result()
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._config import ClusterConfig
+from .._exceptions import AttachError
 from .._job import JobControl
 from .._options import Resources
 from .._payload import Payload
@@ -65,6 +66,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def read_output(self, job: JobControl[Any], stream: Stream) -> str:
         """The task's stdout or stderr so far."""
+
+    async def attach(self, submission: Submission, run_dir: str, age: float, gone: str) -> None:
+        """Follow `submission`, submitted `age` seconds ago by an earlier process (its
+        run directory `run_dir` as recorded), without submitting anything; end its
+        tasks with `gone` if nothing is left of it."""
+        raise AttachError(
+            f"{type(self).__name__} cannot reattach: its tasks ended with the process "
+            "that started them"
+        )
 
     @abc.abstractmethod
     async def aclose(self, *, cancel_running: bool) -> None:

@@ -170,8 +170,11 @@ class KubernetesBackend(Backend):
             element.settled = True
             self._spawn(run, self._delete("pod", name))
 
-    def _relister(self, kind: str) -> Callable[[list[dict[str, Any]], float], None]:
-        """After a (re)list: feed every object, then settle what vanished meanwhile."""
+    def _relister(
+        self, kind: str, key: str | None = None
+    ) -> Callable[[list[dict[str, Any]], float], None]:
+        """After a (re)list: feed every object, then settle what vanished meanwhile
+        (among this client's runs, or the adopted run `key`: what the list covers)."""
 
         def relist(items: list[dict[str, Any]], started: float) -> None:
             self._refusal = None  # listing works (again)
@@ -180,6 +183,8 @@ class KubernetesBackend(Backend):
             for item in items:
                 handler("MODIFIED", item)
             for run in list(self._runs.values()):
+                if (run.submission.key != key) if run.adopted else key is not None:
+                    continue
                 if run.uid is None or run.gone or run.created_at >= started:
                     continue  # created after the list was taken: it may not be in it
                 if kind == "jobs" and run.name not in seen:
@@ -281,6 +286,12 @@ class KubernetesBackend(Backend):
 
     async def _delete(self, kind: str, name: str) -> None:
         await self._kube.delete_quietly(kind, self._namespace, name)
+
+    async def attach(self, submission: Submission, run_dir: str, age: float, gone: str) -> None:
+        """Follow a Job an earlier process created, found by its name and key label."""
+        from .reattach import adopt
+
+        await adopt(self, submission)
 
     # -- cancel, output, close -------------------------------------------------------------
     async def cancel(self, jobs: Sequence[JobControl[Any]]) -> None:

@@ -40,6 +40,7 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_KEY = "clustrix.io/key"
 LABEL_CLIENT = "clustrix.io/client"
 ANNOTATION_FUNCTION = "clustrix.io/function"
+ANNOTATION_CHUNKSIZE = "clustrix.io/chunksize"  # tasks per pod (for reattaching)
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 CONTAINER = "task"
 PAYLOAD_DIR = "/clustrix/payload"
@@ -235,7 +236,7 @@ def job_manifest(
         pod["imagePullSecrets"] = [{"name": s} for s in config.k8s_image_pull_secrets]
     metadata: dict[str, Any] = {
         "labels": dict(labels),
-        "annotations": {ANNOTATION_FUNCTION: function[:250]},
+        "annotations": {ANNOTATION_FUNCTION: function[:250], ANNOTATION_CHUNKSIZE: str(chunksize)},
     }
     apply_extra(metadata, pod, container, dict(resources.extra), reserved=_RESERVED_LABELS)
     spec: dict[str, Any] = {

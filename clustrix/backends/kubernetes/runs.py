@@ -55,6 +55,7 @@ class Run:
     created_at: float = math.inf
     gone: bool = False  # the Job was deleted (by us or from outside) or given up on
     finishing: bool = False
+    adopted: bool = False  # submitted by an earlier process: watched by its key alone
     work: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod

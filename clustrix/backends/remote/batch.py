@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError, CommandError, SubmissionError
 from ..._states import JobState
+from ..._testing import crash_point
 from ...oncluster.protocol import ElementReport
 from ...schedulers import ArraySpec, BatchResources, Scheduler, render_script, scheduler_for
 from ...schedulers.base import TaskStatus
@@ -128,6 +129,7 @@ class BatchBackend(RemoteRunsBackend):
         argv = scheduler.submit_argv(path, resources)
         try:
             result = await area.transport.run(argv, check=False, idempotent=False)
+            crash_point("submitted")
         except ClusterConnectionError as error:
             if not error.transient:
                 raise
@@ -147,6 +149,13 @@ class BatchBackend(RemoteRunsBackend):
                 f"{scheduler.NAME} refused the job: {message}", argv=argv, stderr=message
             )
         return Part(offset, count, scheduler.parse_submit(result.stdout), resources)
+
+    async def recover(self, run: Run) -> bool:
+        """Find the run's array submissions by its job name (see `reattach`)."""
+        from .reattach import recover_parts
+
+        self._batch[run] = BatchRun(await recover_parts(self, run) or [])
+        return bool(self._batch[run].parts)
 
     async def _find_submitted(self, run: Run) -> str | None:
         """After a lost answer: did the submission reach the scheduler?"""

@@ -112,15 +112,31 @@ class RemoteRunsBackend(Backend):
         run.live, run.uncollected = set(range(elements)), set(range(count))
         run.venv = await self.environments.venv_for(submission)
         await self.launch(run)
+        await self.follow(run)
+
+    async def follow(self, run: Run) -> None:
+        """Poll `run` from now on (launched now, or by an earlier process)."""
+        submission = run.submission
         self._runs[submission.key] = run
         for position, job in enumerate(submission.jobs):
             self._where[job] = (run, position)
-            job.set_state(JobState.QUEUED, job_id=self.initial_job_id(run, position // chunksize))
+            element = position // run.chunksize
+            job.set_state(JobState.QUEUED, job_id=self.initial_job_id(run, element))
         if self._poller is None:
             self._poller = self._tasks.spawn(self._poll_forever(), name=f"poll-{self._name}")
         self._wake.set()
         # cancel() came while this was being submitted (it found no run then): now.
         await self._cancel_now([job for job in submission.jobs if job.cancel_requested])
+
+    async def recover(self, run: Run) -> bool:
+        """Rebuild what `launch` knew of a run an earlier process launched; False if
+        it never reached the cluster (its tasks are then settled from their files)."""
+        return True
+
+    async def attach(self, submission: Submission, run_dir: str, age: float, gone: str) -> None:
+        from .reattach import adopt
+
+        await adopt(self, submission, run_dir, age, gone)
 
     def runner_time_limit(self, submission: Submission) -> int | None:
         """Walltime the runner enforces itself (schedulers enforce their own)."""

@@ -16,6 +16,7 @@ from shlex import quote
 from ..._config import ClusterConfig
 from ..._exceptions import ClusterConnectionError
 from ..._states import JobState
+from ..._testing import crash_point
 from ...oncluster import layout
 from ...oncluster.layout import RunLayout
 from ...oncluster.protocol import ElementReport
@@ -81,6 +82,7 @@ class SSHBackend(RemoteRunsBackend):
         launch = ["sh", "-c", _LAUNCH, "sh", run.directory, str(run.elements), str(parallel)]
         try:
             result = await area.transport.run(launch, idempotent=False)
+            crash_point("submitted")
         except ClusterConnectionError as error:
             if not error.transient:
                 raise
@@ -98,6 +100,16 @@ class SSHBackend(RemoteRunsBackend):
         if driver is None or (len(jobs) == 1 and jobs[0].index is None):
             return driver
         return f"{driver}_{element}"
+
+    async def recover(self, run: Run) -> bool:
+        """Launched if its driver wrote its pid (the launcher never starts a run twice)."""
+        try:
+            pid = await self._area.transport.read_file(run.layout.path(layout.DRIVER_PID))
+        except FileNotFoundError:
+            return False
+        if pid.strip().isdigit():
+            run.driver = f"{self._host}:{pid.decode().strip()}"
+        return True
 
     async def observe(self, runs: Sequence[Run]) -> dict[Run, dict[int, Fate]]:
         return {}  # no scheduler: the agent's pid and exit files tell everything
