@@ -72,43 +72,37 @@ def _tail(task: JobRecord, stderr: bool) -> str:
 
 
 async def _snapshot(found: Found, profile: str | None, stderr: bool) -> tuple[dict[str, str], str]:
-    """Every task's stream so far (by key) and a note on where some came from. Read
-    from the run directory's files: nothing is collected, nothing removed."""
-    texts = {t.key: _tail(t, stderr) for t in found.tasks if t.collected}
-    note = "results already collected: showing the recorded tails" if texts else ""
-    pending = [t for t in found.tasks if not t.collected]
-    if not pending:
-        return texts, note
+    """Every task's stream so far (by key) and a note on where it came from. Read from
+    the run directory's files: nothing is collected, nothing removed."""
+    tasks = found.tasks
     if found.first.backend not in FILE_BACKENDS:  # Kubernetes: the pods' logs
-        async with attached(found, profile, cleanup_remote_files=False) as handle:
+        texts = {t.key: _tail(t, stderr) for t in tasks if t.collected}
+        if len(texts) == len(tasks):
+            return texts, "results already collected: showing the recorded tails"
+        async with attached(found, profile) as handle:
             jobs = [job for job in jobs_of(handle) if job.key not in texts]
             read = await asyncio.gather(*(_read(job, stderr) for job in jobs))
         texts.update({job.key: text for job, text in zip(jobs, read, strict=True)})
-        return texts, note
+        return texts, ""
     config = cluster_config(found, profile)
     files = RunFiles(config)
     try:
-        run_dir = run_dir_of(pending[0].submission_key, pending[0].run_dir, config)
-        got = await files.outputs(run_dir, [t.index or 0 for t in pending], stderr)
+        run_dir = run_dir_of(found.first.submission_key, found.first.run_dir, config)
+        got = await files.outputs(run_dir, [t.index or 0 for t in tasks], stderr)
     finally:
         await files.aclose()
     if got is None:
-        texts.update({t.key: _tail(t, stderr) for t in pending})
-        return texts, f"the run directory {run_dir} is gone: showing the recorded tails"
-    texts.update({t.key: got[t.index or 0] for t in pending})
-    return texts, note
+        note = f"the run directory {run_dir} is gone: showing the recorded tails"
+        return {t.key: _tail(t, stderr) for t in tasks}, note
+    return {t.key: got[t.index or 0] for t in tasks}, ""
 
 
 async def _follow(found: Found, profile: str | None, stderr: bool, interval: float,
                   printer: Printer) -> None:  # fmt: skip
     """Print what is new until every task ended. The job is attached like
     `Client.attach` (so its end is known); its run directory is kept."""
-    done = {t.key for t in found.tasks if t.collected}
-    for task in found.tasks:
-        if task.key in done:
-            printer.show(task.key, task.index, _tail(task, stderr))
     async with attached(found, profile, cleanup_remote_files=False) as handle:
-        jobs = [job for job in jobs_of(handle) if job.key not in done]
+        jobs = jobs_of(handle)
         while True:
             ended = [job.done() for job in jobs]  # judged before reading: no output is lost
             texts = await asyncio.gather(*(_read(job, stderr) for job in jobs))
@@ -147,7 +141,7 @@ def logs(
     found = select(find(key, profile), index)
     stream = "stderr" if stderr else "stdout"
     printer = Printer(headed=found.is_sweep)
-    if follow:
+    if follow and not all(task.state.final and task.collected for task in found.tasks):
         asyncio.run(_follow(found, profile, stderr, interval, printer))
     else:
         texts, note = asyncio.run(_snapshot(found, profile, stderr))

@@ -27,17 +27,11 @@ def test_result_of_a_collected_task(cli: Cli, filled: RecordStore) -> None:
     assert "FAILED" in failed.stdout and "JobFailedError: exit 3" in failed.stderr
 
 
-def test_logs_of_collected_tasks_come_from_the_records(cli: Cli, filled: RecordStore) -> None:
-    _collect(filled, *(f"cxsweep000001.{i}" for i in range(4)), by="4242@laptop")
-    done = cli("logs", "cxsweep000001")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["==> task 3 <==", "hello from task 3"]
-    assert "already collected" in done.stderr
-    err = cli("logs", "cxsweep000001", "--index", "3", "--stderr")
-    assert err.returncode == 0, err.stderr
-    assert err.stdout.splitlines() == ["Traceback ...", "ValueError: bad seed"]
+def test_logs_index_needs_a_sweep(cli: Cli, filled: RecordStore) -> None:
     single = cli("logs", "cxsweep000001.3", "--index", "1")
     assert single.returncode == 1 and "not a sweep" in single.stderr
+    outside = cli("logs", "cxsweep000001", "--index", "4")
+    assert outside.returncode == 1 and "has tasks 0 to 3, not 4" in outside.stderr
 
 
 def test_cancel_of_an_ended_job(cli: Cli, filled: RecordStore) -> None:
