@@ -1,8 +1,9 @@
 """Test hooks for crash tests: a process that kills itself at a named point.
 
 ``CLUSTRIX_TEST_CRASH=submitted`` makes a process SIGKILL itself right after the
-cluster received a submission command, before clustrix reads its answer (the lab
-tests of reattach use it to reproduce a crash at the worst moment). Unset, it costs
+cluster received a submission command, before clustrix reads its answer;
+``=submitting`` right before a batch submission command is sent (the lab tests of
+reattach use them to reproduce a crash at the worst moments). Unset, it costs
 one dictionary lookup.
 """
 

@@ -33,7 +33,7 @@ def test_each_public_name_lives_in_clustrix(name: str) -> None:
 
 def test_every_error_of_the_tree_is_public() -> None:
     names = {error.__name__ for error in EXCEPTIONS}
-    assert len(names) == 19 and "JobFailedError" in names
+    assert len(names) == 22 and "JobFailedError" in names
     assert all(issubclass(error, ClustrixError) for error in EXCEPTIONS)
 
 

@@ -29,6 +29,7 @@ from ..._tasks import TaskSet
 from ..base import Backend, Stream, Submission, wait_all
 from . import manifests
 from .api import ApiError, KubeApi, command_error, refusal_error
+from .reattach import adopt
 from .runs import Element, Run, fail_stuck, fail_unsettled, resolve, vanished_because
 from .status import PodView, completion_index, job_outcome, parse_log, pod_view
 
@@ -289,8 +290,6 @@ class KubernetesBackend(Backend):
 
     async def attach(self, submission: Submission, run_dir: str, age: float, gone: str) -> None:
         """Follow a Job an earlier process created, found by its name and key label."""
-        from .reattach import adopt
-
         await adopt(self, submission)
 
     # -- cancel, output, close -------------------------------------------------------------

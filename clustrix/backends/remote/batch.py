@@ -25,6 +25,7 @@ from ...schedulers.base import TaskStatus
 from ...transport.base import Transport
 from ..base import Submission
 from .batch_fates import DROPPED, BatchRun, Part, Unstarted, fate_from_files, merge_fates
+from .reattach import recover_parts
 from .runs import Fate, RemoteRunsBackend, Run
 from .scripts import script_context
 
@@ -127,6 +128,7 @@ class BatchBackend(RemoteRunsBackend):
         path = run.layout.job_script(offset)
         await area.transport.write_file(path, script.encode())
         argv = scheduler.submit_argv(path, resources)
+        crash_point("submitting")
         try:
             result = await area.transport.run(argv, check=False, idempotent=False)
             crash_point("submitted")
@@ -152,8 +154,6 @@ class BatchBackend(RemoteRunsBackend):
 
     async def recover(self, run: Run) -> bool:
         """Find the run's array submissions by its job name (see `reattach`)."""
-        from .reattach import recover_parts
-
         self._batch[run] = BatchRun(await recover_parts(self, run) or [])
         return bool(self._batch[run].parts)
 

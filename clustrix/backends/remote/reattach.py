@@ -92,6 +92,9 @@ async def recover_parts(backend: BatchBackend, run: Run) -> list[Part] | None:
     )
     masters = sorted(scheduler.parse_lookup(found.stdout), key=_numeric)
     offsets = range(0, run.elements, limit)
+    if len(offsets) == 1:
+        masters = masters[:1]  # where elements list as jobs of their own (the PBS
+        # wrappers on Slurm), the first is the array's own id, as `_find_submitted` takes
     if len(masters) != len(offsets):
         return None
     jobs = run.submission.jobs

@@ -32,6 +32,7 @@ from ...transport.base import Transport
 from ..base import Backend, Stream, Submission, wait_all
 from .area import RemoteArea
 from .envbuild import EnvironmentBuilder
+from .reattach import adopt
 from .run import Fate, Run, auto_chunksize
 
 __all__ = ["Fate", "RemoteRunsBackend", "Run", "auto_chunksize"]
@@ -134,8 +135,6 @@ class RemoteRunsBackend(Backend):
         return True
 
     async def attach(self, submission: Submission, run_dir: str, age: float, gone: str) -> None:
-        from .reattach import adopt
-
         await adopt(self, submission, run_dir, age, gone)
 
     def runner_time_limit(self, submission: Submission) -> int | None:
