@@ -14,7 +14,7 @@ import click
 import typer
 
 from .._exceptions import ClustrixError
-from . import config_cmd, jobs, render, status
+from . import cancel, clean, config_cmd, jobs, logs, render, result, status
 from ._output import Problem, fail
 
 app = typer.Typer(
@@ -30,6 +30,10 @@ app = typer.Typer(
 COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     jobs.register,
     status.register,
+    logs.register,
+    cancel.register,
+    result.register,
+    clean.register,
     config_cmd.register,
     render.register,
 )
