@@ -16,7 +16,8 @@ from ._batcher import Batcher, own_error
 from ._client_records import ClientRecords
 from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError, UsageError
-from ._job import Cancellation, Job, JobControl
+from ._job import Cancellation, Job
+from ._job_control import cancel_controls
 from ._options import Options, validate_options
 from ._payload import Call, serialize_call
 from ._progress import SweepProgress
@@ -333,18 +334,7 @@ class Client(ClientRecords):
             raise UsageError("the Client of these jobs is closed")
 
         async def cancel() -> None:
-            by_backend: dict[int, tuple[Backend, list[JobControl[Any]]]] = {}
-            for job in jobs:
-                if job.done():
-                    continue
-                control = job._control
-                control.mark_cancel_requested()
-                backend = control.backend
-                if backend is None:
-                    control.cancelled_before_start()
-                else:
-                    by_backend.setdefault(id(backend), (backend, []))[1].append(control)
-            await asyncio.gather(*(b.cancel(js) for b, js in by_backend.values()))
+            await cancel_controls([job._control for job in jobs if not job.done()])
 
         if _selection._running_loop() is loop:
             for job in jobs:  # now: a call still waiting for its batch then never goes

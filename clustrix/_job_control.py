@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._exceptions import JobCancelledError, JobError, UsageError
@@ -239,3 +239,17 @@ class JobControl(Generic[R]):
             ),
             JobState.CANCELLED,
         )
+
+
+async def cancel_controls(controls: Sequence[JobControl[Any]]) -> None:
+    """Cancel these jobs, each through its backend (all of one backend in one call);
+    a job no backend has taken yet ends at once."""
+    by_backend: dict[int, tuple[Backend, list[JobControl[Any]]]] = {}
+    for control in controls:
+        control.mark_cancel_requested()
+        backend = control.backend
+        if backend is None:
+            control.cancelled_before_start()
+        else:
+            by_backend.setdefault(id(backend), (backend, []))[1].append(control)
+    await asyncio.gather(*(b.cancel(js) for b, js in by_backend.values()))
