@@ -41,7 +41,26 @@ def remote_dir(lab: dict[str, Any]) -> Iterator[str]:
     """A fresh remote_work_dir below the lab user's home, removed afterwards."""
     name = f".clustrix-test-{secrets.token_hex(4)}"
     yield f"~/{name}"
-    shutil.rmtree(Path(lab["home"]) / name, ignore_errors=True)
+    directory = Path(lab["home"]) / name
+    stop_jobs_in(lab, str(directory))
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def stop_jobs_in(lab: dict[str, Any], directory: str) -> None:
+    """End whatever a test left running in `directory`: Slurm jobs working there (also
+    pending ones) and every process of the lab user started from there (a test that
+    failed midway must not leave a job holding the lab's CPUs with no time limit)."""
+    listing = subprocess.run(
+        ["squeue", "-h", "-u", lab["user"], "-o", "%A %Z"], capture_output=True, text=True
+    )
+    ids = [
+        line.split()[0]
+        for line in listing.stdout.splitlines()
+        if len(line.split()) == 2 and line.split()[1].startswith(directory)
+    ]
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True)
+    subprocess.run(["pkill", "-KILL", "-u", lab["user"], "-f", directory], capture_output=True)
 
 
 def ssh_config(lab: dict[str, Any], remote_dir: str, **fields: Any) -> ClusterConfig:
