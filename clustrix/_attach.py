@@ -37,8 +37,19 @@ def attach(
 
     The sync twin of `Client.attach` for plain scripts: it is followed by the
     background event loop clustrix runs for synchronous callers, so ``.result()``
-    blocks until it ends. `config` or `profile` names the cluster (default: the
-    global configuration, else the profile the submission was made with).
+    blocks until it ends.
+
+    Args:
+        key: A submission's, sweep's or task's key (``clustrix jobs`` lists them).
+        config: The cluster to follow it on (default: the global configuration,
+            else the profile the submission was made with).
+        profile: A profile of the config file naming the cluster, instead of `config`.
+
+    Raises:
+        UsageError: Called on a running event loop, or both `config` and `profile` given.
+        UnknownKeyError: No submission or task with `key` is recorded.
+        ClusterMismatchError: The configuration names another cluster.
+        ConfigError: `profile` is unknown or the configuration is invalid.
     """
     if _selection._running_loop() is not None:
         raise UsageError("clustrix.attach() blocks; in async code use `await client.attach(key)`")

@@ -45,22 +45,24 @@ R = TypeVar("R")
 class Client(ClientRecords):
     """Owns the connection pool, pollers and background tasks for its jobs.
 
-    Use it as ``async with Client(config) as client:``. Which client serves a call,
-    highest first: the explicit one (``client.submit(f, ...)``, ``client.map(f, ...)``,
-    ``client.options(...).submit(...)``); the innermost ``async with Client(...)`` in
-    the current context; the Clients open on the running event loop, the most recently
-    opened first (a Client opened in a FastAPI lifespan serves every request, and the
-    plain ``def`` handlers FastAPI runs in worker threads too); the configured default,
-    made per event loop on first use and closed when the loop ends. A function bound
-    with ``@cluster(config=...)``/``profile=`` uses an open Client with an equal
-    configuration, else one of its own. Nothing falls back to running locally while a
-    Client for a remote cluster is open elsewhere (`UsageError`); where each function
-    goes is logged once at INFO on the ``clustrix`` logger.
+    Use it as ``async with Client(config) as client:``. A call goes to, highest first:
+    the explicit client (``client.submit(f, ...)``); the innermost ``async with
+    Client(...)``; the Clients open on the running loop, newest first (one opened in a
+    FastAPI lifespan serves every request, threaded handlers too); the configured
+    default, made per event loop. A function bound with ``@cluster(config=/profile=)``
+    uses an open Client of an equal configuration, else its own. Nothing runs locally
+    by default while a remote Client is open elsewhere (`UsageError`); each function's
+    destination is logged once at INFO on the ``clustrix`` logger.
 
-    `submit`/`map` accept plain and `@cluster`-decorated functions (the decorator's
-    options apply under the call's). Leaving the block detaches from remote jobs still
-    running (they keep running) unless ``cancel_on_exit=True``; local tasks cannot
-    outlive the client and are cancelled.
+    Args:
+        config: The cluster to use; None uses the global configuration (`configure`).
+        cancel_on_exit: Cancel remote jobs still running when the client closes
+            (default: detach, they keep running). Local tasks are always cancelled.
+        **fields: `ClusterConfig` fields, instead of `config`.
+
+    Raises:
+        UsageError: Both `config` and `**fields` were given.
+        ConfigError: A field of `**fields` is invalid.
     """
 
     def __init__(
@@ -124,7 +126,7 @@ class Client(ClientRecords):
             _selection.register(self, loop)
 
     async def aclose(self) -> None:
-        """Stop every background task; cancel or detach what still runs."""
+        """Stop every background task; cancel (``cancel_on_exit``) or detach live jobs."""
         if self._state == "closed":
             return
         self._state = "closed"
@@ -151,10 +153,18 @@ class Client(ClientRecords):
 
     # -- submitting ----------------------------------------------------------------------
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
-        """Run ``fn(*args, **kwargs)`` on this client's cluster; returns its `Job`.
+        """Run ``fn(*args, **kwargs)`` on this client's cluster; returns its `Job` at once.
 
-        `fn` may be `@cluster`-decorated: its options apply, its own function is sent.
-        Callable on the client's loop or from a thread without one (e.g. a worker thread).
+        Args:
+            fn: The function; if `@cluster`-decorated, its options apply.
+            *args: Positional arguments of the call.
+            **kwargs: Keyword arguments of the call.
+
+        Raises:
+            UsageError: The client is closed, or called on another running event loop
+                (a thread without a loop is fine).
+            ConfigError: The configuration or an option is invalid.
+            SerializationError: `fn` or an argument cannot be pickled, or is too large.
         """
         return self.start_call(fn, Options(), args, kwargs)
 
@@ -168,9 +178,20 @@ class Client(ClientRecords):
         return_exceptions: bool = False,
         progress: bool | None = None,
     ) -> Sweep[R]:
-        """Run `fn` over zipped `iterables` as one sweep; returns its `Sweep`.
+        """Run `fn` over zipped `iterables` as one sweep; returns its `Sweep` at once.
 
-        `fn` may be `@cluster`-decorated (see `submit`); keywords as for `RemoteFunction.map`.
+        Args:
+            fn: The function; if `@cluster`-decorated, its options apply.
+            *iterables: One iterable per positional argument, zipped (shortest wins).
+            chunksize: Tasks per array element (None: the backend chooses).
+            max_concurrent: How many tasks may run at once (None: no cap).
+            return_exceptions: Put failures in the result list instead of raising.
+            progress: Show a progress bar (None: when stderr is a terminal).
+
+        Raises:
+            TypeError: No iterable was given, or `chunksize` is not a positive integer.
+            ConfigError: `max_concurrent`, the configuration or an option is invalid.
+            UsageError, SerializationError: As for `submit`.
         """
         return ClientView(self, Options()).map(
             fn,
@@ -182,7 +203,15 @@ class Client(ClientRecords):
         )
 
     def options(self, **options: Any) -> ClientView:
-        """`submit`/`map` with `@cluster` options (cores, memory, time, ...)."""
+        """This client with `@cluster` options applied to its `submit`/`map`.
+
+        Args:
+            **options: `@cluster` options (``cores=``, ``memory=``, ``time=``, ...).
+
+        Raises:
+            TypeError: An option is unknown.
+            ConfigError: An option's value is invalid.
+        """
         return ClientView(self, validate_options(options))
 
     def start_call(
@@ -194,12 +223,17 @@ class Client(ClientRecords):
         *,
         how: str = "the explicit client",
     ) -> Job[R]:
-        """Start ``fn(*args, **kwargs)`` with `options`; returns its `Job` at once.
+        """Start ``fn(*args, **kwargs)`` with `options` (under every `submit`); returns its `Job`.
 
-        The entry point under `submit`, `ClientView.submit` and calling a `@cluster`
-        function (`how` says, for the log, how this client was chosen). `fn` may be
-        `@cluster`-decorated: `options` apply over its own. Configuration and
-        serialization errors raise here, before anything reaches the cluster.
+        Args:
+            fn: The function; if `@cluster`-decorated, `options` apply over its own.
+            options: Validated options of this call.
+            args: Positional arguments of the call.
+            kwargs: Keyword arguments of the call.
+            how: How this client was chosen, for the log.
+
+        Raises:
+            UsageError, ConfigError, SerializationError: As for `submit`.
         """
         jobs, _, _ = self._launch(fn, options, [(args, kwargs)], how=how, sweep=False)
         return jobs[0]
@@ -212,9 +246,16 @@ class Client(ClientRecords):
         *,
         how: str = "the explicit client",
     ) -> Sweep[R]:
-        """Start `fn` over the calls of `args` as one sweep; returns its `Sweep` at once.
+        """Start `fn` over the calls of `args` as one sweep (under every `map`).
 
-        The entry point under every `map` (see `start_call`).
+        Args:
+            fn: The function; if `@cluster`-decorated, `options` apply over its own.
+            options: Validated options of this sweep.
+            args: The checked `map` arguments (calls, chunksize, ...).
+            how: How this client was chosen, for the log.
+
+        Raises:
+            UsageError, ConfigError, SerializationError: As for `submit`.
         """
         jobs, key, name = self._launch(
             fn, args.apply(options), args.calls, how=how, chunksize=args.chunksize
@@ -324,11 +365,23 @@ class Client(ClientRecords):
 
     # -- used by Job and Sweep -----------------------------------------------------------
     def spawn(self, coroutine: Coroutine[Any, Any, None], *, name: str) -> None:
-        """Run `coroutine` as a background task this client owns (ended when it closes)."""
+        """Run a background task this client owns (cancelled when it closes).
+
+        Args:
+            coroutine: The task's coroutine.
+            name: The task's name.
+        """
         self._tasks.spawn(coroutine, name=name)
 
     def cancel_jobs(self, jobs: Sequence[Job[Any]]) -> Cancellation:
-        """Cancel `jobs` of this client (what `Job.cancel` and `Sweep.cancel` call)."""
+        """Cancel `jobs` of this client (what `Job.cancel` and `Sweep.cancel` call).
+
+        Args:
+            jobs: Jobs made by this client.
+
+        Raises:
+            UsageError: The client is closed.
+        """
         loop = self._loop
         if loop is None or self._state == "closed":
             raise UsageError("the Client of these jobs is closed")
@@ -345,7 +398,12 @@ class Client(ClientRecords):
         return Cancellation(asyncio.run_coroutine_threadsafe(cancel(), loop))
 
     async def read_output(self, job: Job[Any], stream: Literal["stdout", "stderr"]) -> str:
-        """The output of `job` so far, on the client's loop (what `Job.stdout` calls)."""
+        """The output of `job` so far, on the client's loop (what `Job.stdout` calls).
+
+        Args:
+            job: A job of this client.
+            stream: ``"stdout"`` or ``"stderr"``.
+        """
         backend = job._control.backend
         return "" if backend is None else await backend.read_output(job._control, stream)
 

@@ -84,10 +84,22 @@ class ClientRecords:
         backend: str | None = None,
         limit: int | None = None,
     ) -> list[JobRecord]:
-        """The recorded tasks of every process of this machine (typed, read-only
-        `JobRecord`s), newest submission first; filtered by state(s), submission time
-        (`since`: a time, or an age such as ``timedelta(hours=1)``), function name and
-        cluster type. Read from ``records_path`` in a worker thread."""
+        """The recorded tasks of every process of this machine, newest submission first.
+
+        Read-only `JobRecord`s, read from ``records_path`` in a worker thread.
+
+        Args:
+            state: Only tasks in this state (or these states).
+            since: Only submissions made after this time, or within this age
+                (e.g. ``timedelta(hours=1)``).
+            function: Only tasks of the function of this name.
+            backend: Only tasks of this cluster type (``"slurm"``, ...).
+            limit: At most this many tasks.
+
+        Raises:
+            ValueError: `state` names no `JobState`.
+            ConfigError: The records store cannot be opened or stays locked.
+        """
         writer = self._records_writer(self.config)
         await writer.flush()  # this client's own latest changes first
         return await asyncio.to_thread(
@@ -100,14 +112,23 @@ class ClientRecords:
         )
 
     async def attach(self, key: str) -> Job[Any] | Sweep[Any]:
-        """The `Job` (or the `Sweep`, for a sweep's key) submitted under `key` by any
-        earlier process on this machine, followed by this client: finished tasks are
-        collected from their result files, live ones polled; nothing is resubmitted.
+        """Follow what any earlier process on this machine submitted under `key`.
 
-        The record says where it runs; this client's configuration must name the same
-        cluster (host, port and user, or Kubernetes context and namespace) and gives
-        the credentials. Raises `UnknownJobError` for a key that is not recorded and
-        `AttachError` when the configuration names another cluster.
+        Finished tasks are collected from their result files, live ones polled;
+        nothing is resubmitted. The record says where it runs; this client's
+        configuration must name the same cluster (host, port and user, or Kubernetes
+        context and namespace) and gives the credentials.
+
+        Args:
+            key: A submission's, sweep's or task's key (``clustrix jobs`` lists them).
+
+        Returns:
+            The `Job`, or the `Sweep` for a sweep's (or micro-batch's) key.
+
+        Raises:
+            UnknownKeyError: No submission or task with `key` is recorded.
+            ClusterMismatchError: This configuration names another cluster.
+            UsageError: The client is closed or belongs to another event loop.
         """
         from ._attach import attach_with
 

@@ -51,7 +51,18 @@ class RemoteFunction(Generic[P, R]):
         return self._options
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
-        """Start the function on the cluster; never blocks. Returns its `Job`."""
+        """Start the function on the cluster; never blocks. Returns its `Job`.
+
+        Args:
+            *args: Positional arguments of the call.
+            **kwargs: Keyword arguments of the call.
+
+        Raises:
+            UsageError: No Client may serve the call (e.g. it would run locally by
+                default while a remote Client is open elsewhere).
+            ConfigError: The configuration is invalid.
+            SerializationError: The function or an argument cannot be pickled, or is too large.
+        """
         if self._options.parallel == "sweep":
             plan = analyse(self.__wrapped__).fanout(args, dict(kwargs))
             if plan is not None:  # its loop goes out as an array sweep from here
@@ -79,10 +90,17 @@ class RemoteFunction(Generic[P, R]):
     ) -> Sweep[R]:
         """Run the function over zipped `iterables` as ONE submission (an array job).
 
-        `chunksize` packs several tasks into one array element (None: chosen by the
-        backend); `max_concurrent` caps how many run at once; with
-        `return_exceptions` failures are returned in the result list instead of
-        raised; `progress` shows a progress bar (default: when on a terminal).
+        Args:
+            *iterables: One iterable per positional argument, zipped (shortest wins).
+            chunksize: Tasks per array element (None: the backend chooses).
+            max_concurrent: How many tasks may run at once (None: no cap).
+            return_exceptions: Put failures in the result list instead of raising.
+            progress: Show a progress bar (None: when stderr is a terminal).
+
+        Raises:
+            TypeError: No iterable was given, or `chunksize` is not a positive integer.
+            ConfigError: `max_concurrent` or the configuration is invalid.
+            UsageError, SerializationError: As for calling the function.
         """
         arguments = MapArgs.of(
             iterables,
@@ -98,7 +116,15 @@ class RemoteFunction(Generic[P, R]):
         return run_in_caller_context(start, self._options.config, self._name)
 
     def options(self, **overrides: Any) -> RemoteFunction[P, R]:
-        """A copy with some `@cluster` options changed, e.g. ``f.options(cores=8)(x)``."""
+        """A copy with some `@cluster` options changed, e.g. ``f.options(cores=8)(x)``.
+
+        Args:
+            **overrides: `@cluster` options to change.
+
+        Raises:
+            TypeError: An option is unknown.
+            ConfigError: An option's value is invalid.
+        """
         return RemoteFunction(self.__wrapped__, self._options.merged(overrides))
 
     @property
@@ -134,24 +160,31 @@ def cluster(
 def cluster(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """Make a function run on a cluster: ``@cluster`` or ``@cluster(cores=8, ...)``.
 
-    Options: `cores` (CPUs per task), `memory` ("4GB"), `time` ("HH:MM:SS"),
-    `gpus`, `partition`/`queue`, `account`, `nodes`, `environment` ("inherit",
-    "replicate", "conda:<name>", "venv:<path>"), `parallel` (None: loops proven
-    independent run in parallel when the job has several cores and the config's
-    `auto_parallel` is on; True/"cores": always; False: never; see `explain`),
-    `config` or `profile`
-    (which cluster), `extra` (raw scheduler directives), `max_concurrent`, and
-    `retries` with `retry_on`: a task that ended in a state of `retry_on` (default
-    NODE_FAIL, PREEMPTED, LOST; also allowed: FAILED, which includes the function's
-    own exceptions, TIMEOUT and OUT_OF_MEMORY) is submitted again, up to `retries`
-    times (default 0), as further attempts of the same `Job` (``job.attempts``).
-    Options are validated here: an unknown one is a `TypeError`, a bad value a
-    `ConfigError`. Decorating a decorated function merges the options (the outer win).
-
-    Which cluster runs a call: an explicit client (``client.submit(f, ...)``) > the
+    Decorating a decorated function merges the options (the outer win). Which
+    cluster runs a call: an explicit client (``client.submit(f, ...)``) > the
     innermost ``async with Client(...)`` > the Clients open on the running event loop,
     the most recently opened first > the configured default. With `config`/`profile`
     the function uses an open Client whose configuration equals it, else its own.
+
+    Args:
+        fn: The function, when used bare as ``@cluster``.
+        **options: The options below (unset ones come from the configuration):
+            `cores` (CPUs per task), `memory` ("4GB"), `time` ("HH:MM:SS"), `gpus`,
+            `partition`/`queue`, `account`, `nodes`, `environment` ("inherit",
+            "replicate", "conda:<name>", "venv:<path>"), `parallel` (None: loops
+            proven independent run in parallel when the job has several cores and
+            the config's `auto_parallel` is on; True/"cores": always; False: never;
+            see `explain`), `config` or `profile` (which cluster), `extra` (raw
+            scheduler directives), `max_concurrent`, and `retries` with `retry_on`:
+            a task that ended in a state of `retry_on` (default NODE_FAIL,
+            PREEMPTED, LOST; also allowed: FAILED, which includes the function's own
+            exceptions, TIMEOUT and OUT_OF_MEMORY) is submitted again, up to
+            `retries` times (default 0), as further attempts of the same `Job`
+            (``job.attempts``).
+
+    Raises:
+        TypeError: An option is unknown, or what is decorated is not callable.
+        ConfigError: An option's value is invalid (e.g. both `config` and `profile`).
     """
     validated = validate_options(options)
     if fn is not None:

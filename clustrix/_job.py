@@ -34,7 +34,15 @@ class Cancellation:
         return (yield from asyncio.shield(future).__await__())
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the cancellation is confirmed (synchronous code only)."""
+        """Block until the cancellation is confirmed (synchronous code only).
+
+        Args:
+            timeout: Seconds to wait at most; None waits as long as it takes.
+
+        Raises:
+            UsageError: Called on the event loop (``await`` it there).
+            TimeoutError: `timeout` seconds passed first.
+        """
         if isinstance(self._future, asyncio.Future):
             raise UsageError("Cancellation.wait() blocks; use `await` on the event loop")
         self._future.result(timeout)
@@ -60,7 +68,15 @@ class Job(Generic[R]):
     ``await job`` returns the function's value or raises what it raised (the same
     exception type, remote traceback attached) or a `JobError` subclass if the
     task ended without a result. Cancelling the task that awaits a job cancels the
-    job on the cluster.
+    job on the cluster. Jobs are made by clustrix (`Client.submit`, calling a
+    `@cluster` function, `Client.attach`), never directly.
+
+    Attributes:
+        key: The clustrix key of this task (``clustrix jobs``, `Client.attach`).
+        name: The function's qualified name.
+        index: The task's position in its sweep; None for a single call.
+        reason: Why the task is pending or how it ended, when the scheduler says.
+        exit_code: The task's exit code, once known.
     """
 
     def __init__(
@@ -132,8 +148,14 @@ class Job(Generic[R]):
     def result(self, timeout: float | None = None) -> R:
         """Block until the job ends and return its value (synchronous code only).
 
-        Raises `TimeoutError` if `timeout` seconds pass first (the job keeps running),
-        and `UsageError` if called on the event loop that runs the job.
+        Args:
+            timeout: Seconds to wait at most; None waits as long as it takes.
+
+        Raises:
+            TimeoutError: `timeout` seconds passed first (the job keeps running).
+            UsageError: Called on the event loop that runs the job, or that loop stopped.
+            Exception: What the function raised (same type, remote traceback attached),
+                or a `JobError` subclass if the task ended without a result.
         """
         _refuse_blocking(self._loop)
         waiter = asyncio.run_coroutine_threadsafe(self._wait(), self._loop)
@@ -144,7 +166,11 @@ class Job(Generic[R]):
             raise TimeoutError(f"{self!r} did not finish within {timeout} s") from None
 
     def cancel(self) -> Cancellation:
-        """Start cancelling now; the returned awaitable completes once confirmed."""
+        """Start cancelling now; the returned awaitable completes once confirmed.
+
+        Raises:
+            UsageError: The job's `Client` is closed.
+        """
         return self._client.cancel_jobs([self])
 
     async def stdout(self) -> str:

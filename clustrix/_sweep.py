@@ -94,7 +94,17 @@ class Sweep(Generic[R]):
         return list(results)  # type: ignore[arg-type]  # exceptions only if asked for
 
     def result(self, timeout: float | None = None) -> list[R]:
-        """Block until every task ended and return the results (synchronous code only)."""
+        """Block until every task ended and return the results (synchronous code only).
+
+        Args:
+            timeout: Seconds to wait at most; None waits as long as it takes.
+
+        Raises:
+            TimeoutError: `timeout` seconds passed first (the tasks keep running).
+            UsageError: Called on the event loop that runs the sweep, or that loop stopped.
+            Exception: The first failure, as `Job.result` raises it (unless the sweep
+                was made with ``return_exceptions=True``).
+        """
         _refuse_blocking(self._loop)
         waiter = asyncio.run_coroutine_threadsafe(self._gather(), self._loop)
         try:
@@ -112,7 +122,11 @@ class Sweep(Generic[R]):
             yield await queue.get()
 
     def cancel(self) -> Cancellation:
-        """Cancel every unfinished task; the awaitable completes once confirmed."""
+        """Cancel every unfinished task; the awaitable completes once confirmed.
+
+        Raises:
+            UsageError: The sweep's `Client` is closed.
+        """
         return self._client.cancel_jobs([job for job in self._jobs if not job.done()])
 
     def __repr__(self) -> str:

@@ -30,7 +30,16 @@ class ClientView:
         self._options = options
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Job[R]:
-        """Run ``fn(*args, **kwargs)`` with these options; returns its `Job`."""
+        """Run ``fn(*args, **kwargs)`` with these options; returns its `Job` at once.
+
+        Args:
+            fn: The function; if `@cluster`-decorated, this view's options win over its own.
+            *args: Positional arguments of the call.
+            **kwargs: Keyword arguments of the call.
+
+        Raises:
+            UsageError, ConfigError, SerializationError: As for `Client.submit`.
+        """
         return self._client.start_call(fn, self._options, args, kwargs)
 
     def map(
@@ -43,7 +52,19 @@ class ClientView:
         return_exceptions: bool = False,
         progress: bool | None = None,
     ) -> Sweep[R]:
-        """Run `fn` over zipped `iterables` with these options as one sweep."""
+        """Run `fn` over zipped `iterables` with these options as one sweep.
+
+        Args:
+            fn: The function; if `@cluster`-decorated, this view's options win over its own.
+            *iterables: One iterable per positional argument, zipped (shortest wins).
+            chunksize: Tasks per array element (None: the backend chooses).
+            max_concurrent: How many tasks may run at once (None: no cap).
+            return_exceptions: Put failures in the result list instead of raising.
+            progress: Show a progress bar (None: when stderr is a terminal).
+
+        Raises:
+            TypeError, ConfigError, UsageError, SerializationError: As for `Client.map`.
+        """
         args = MapArgs.of(
             iterables,
             chunksize=chunksize,

@@ -59,6 +59,8 @@ LAB_JSON = Path("/var/lib/clustrix-lab/lab.json")
 BLOCK_TIMEOUT = 300
 #: Data, not API: no docstring of its own to have.
 DATA_NAMES = {"__version__"}
+#: Overrides of framework hooks (pydantic-settings), documented by the framework.
+FRAMEWORK_HOOKS = {"settings_customise_sources"}
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,55 @@ def test_every_public_name_has_a_docstring() -> None:
         if not (doc or "").strip():
             missing.append(name)
     assert not missing, f"public names without a docstring of their own: {missing}"
+
+
+def _parameters_of(fn: Any) -> list[str]:
+    """Parameter names of `fn` other than self/cls, stars kept for *args/**kwargs."""
+    names = []
+    for param in inspect.signature(fn).parameters.values():
+        if param.name in ("self", "cls"):
+            continue
+        stars = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "")
+        names.append(stars + param.name)
+    return names
+
+
+def _public_callables() -> Iterator[tuple[str, Any]]:
+    """Every callable of ``clustrix.__all__`` and the public methods clustrix defines."""
+    for name in sorted(set(clustrix.__all__) - DATA_NAMES):
+        obj = getattr(clustrix, name)
+        if not inspect.isclass(obj):
+            yield name, obj
+            continue
+        for attr in dir(obj):
+            if attr.startswith("_") or attr in FRAMEWORK_HOOKS:
+                continue
+            owner = next(k for k in obj.__mro__ if attr in k.__dict__)
+            if not owner.__module__.startswith("clustrix") or issubclass(owner, BaseException):
+                continue  # inherited from pydantic, Enum, Exception, object...
+            member = owner.__dict__[attr]
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            if isinstance(member, property) or not callable(member):
+                continue
+            yield f"{name}.{attr}", member
+
+
+def test_public_callables_document_their_arguments() -> None:
+    undocumented = {}
+    for name, fn in _public_callables():
+        params = _parameters_of(fn)
+        if not params:
+            continue
+        doc = inspect.getdoc(fn) or ""
+        if "Args:" not in doc:
+            undocumented[name] = ["Args:", *params]
+            continue
+        section = doc[doc.index("Args:") :]
+        missing = [p for p in params if not re.search(rf"\b{p.lstrip('*')}\b", section)]
+        if missing:
+            undocumented[name] = missing
+    assert not undocumented, f"document these arguments (Google style): {undocumented}"
 
 
 def test_every_config_field_has_a_description() -> None:
