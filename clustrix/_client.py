@@ -8,16 +8,16 @@ import contextvars
 import functools
 import secrets
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _selection
-from ._batcher import Batcher, own_error
+from ._batcher import Batcher
+from ._client_jobs import ClientJobs
 from ._client_records import ClientRecords
 from ._config import ClusterConfig, get_config
 from ._exceptions import ConfigError, UsageError
-from ._job import Cancellation, Job
-from ._job_control import cancel_controls
+from ._job import Job
 from ._options import Options, validate_options
 from ._payload import Call, serialize_call
 from ._progress import SweepProgress
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-class Client(ClientRecords):
+class Client(ClientJobs, ClientRecords):
     """Owns the connection pool, pollers and background tasks for its jobs.
 
     Use it as ``async with Client(config) as client:``. A call goes to, highest first:
@@ -339,73 +339,6 @@ class Client(ClientRecords):
         if key not in self._transports:
             self._transports[key] = SSHTransport(config)
         return self._transports[key]
-
-    def _accepting(self) -> bool:
-        """Whether this client can still start submissions (retries, too)."""
-        return self._state == "open" and not self._tasks.closed
-
-    def _resubmit(self, backend: Backend, submission: Submission) -> bool:
-        """Start a retry's submission in the background; False if the client closed."""
-        if not self._accepting():
-            return False
-        self._tasks.spawn(self._submit(backend, submission), name=f"submit-{submission.key}")
-        return True
-
-    async def _submit(self, backend: Backend, submission: Submission) -> None:
-        try:
-            await self._record(backend, submission)
-            await backend.submit(submission)
-        except asyncio.CancelledError:
-            for job in submission.jobs:
-                job.cancelled_before_start()
-            raise
-        except Exception as error:
-            for job in submission.jobs:
-                job.reject(own_error(error) if submission.batched else error)
-
-    # -- used by Job and Sweep -----------------------------------------------------------
-    def spawn(self, coroutine: Coroutine[Any, Any, None], *, name: str) -> None:
-        """Run a background task this client owns (cancelled when it closes).
-
-        Args:
-            coroutine: The task's coroutine.
-            name: The task's name.
-        """
-        self._tasks.spawn(coroutine, name=name)
-
-    def cancel_jobs(self, jobs: Sequence[Job[Any]]) -> Cancellation:
-        """Cancel `jobs` of this client (what `Job.cancel` and `Sweep.cancel` call).
-
-        Args:
-            jobs: Jobs made by this client.
-
-        Raises:
-            UsageError: The client is closed.
-        """
-        loop = self._loop
-        if loop is None or self._state == "closed":
-            raise UsageError("the Client of these jobs is closed")
-
-        async def cancel() -> None:
-            await cancel_controls([job._control for job in jobs if not job.done()])
-
-        if _selection._running_loop() is loop:
-            for job in jobs:  # now: a call still waiting for its batch then never goes
-                job._control.mark_cancel_requested()
-            # Owned by the client, so the caller's cancellation cannot interrupt it.
-            task: asyncio.Task[None] = self._tasks.spawn(cancel(), name="cancel")
-            return Cancellation(task)
-        return Cancellation(asyncio.run_coroutine_threadsafe(cancel(), loop))
-
-    async def read_output(self, job: Job[Any], stream: Literal["stdout", "stderr"]) -> str:
-        """The output of `job` so far, on the client's loop (what `Job.stdout` calls).
-
-        Args:
-            job: A job of this client.
-            stream: ``"stdout"`` or ``"stderr"``.
-        """
-        backend = job._control.backend
-        return "" if backend is None else await backend.read_output(job._control, stream)
 
     def __repr__(self) -> str:
         return f"<Client {self.config.cluster_type} {self._state} jobs={len(self._jobs)}>"
