@@ -1,9 +1,10 @@
 #!/bin/sh
-# clustrix lab: slurmd's Epilog (run as root on the node when a job ends; Slurm passes
-# the job's comment as SLURM_JOB_COMMENT). A job whose comment carries the marker
-# clx-slow-epilog stays COMPLETING for 30 s, so a test can see its result arrive while
-# the scheduler still lists it. Every other job: nothing.
-case "${SLURM_JOB_COMMENT:-}" in
+# clustrix lab: Slurm's TaskEpilog (slurmstepd runs it as the job's owner once the batch
+# script ended; the job stays RUNNING until it returns). A job submitted with
+# CLX_SLOW_EPILOG=clx-slow-epilog in its environment (sbatch --export=ALL,CLX_SLOW_EPILOG=...)
+# stays listed for 30 s more, so a test can see its result arrive while the scheduler
+# still lists the job. Every other job: nothing.
+case "${CLX_SLOW_EPILOG:-}" in
   *clx-slow-epilog*) /bin/sleep 30 ;;
 esac
 exit 0
