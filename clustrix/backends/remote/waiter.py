@@ -59,6 +59,7 @@ class ResultWaiter:
         self._exits: weakref.WeakKeyDictionary[Run, set[int]] = weakref.WeakKeyDictionary()
         self.calls = 0  # agent `wait` calls started (for tests and benchmarks)
         self.woken = 0  # of which returned because a watched file appeared
+        self.delivered = 0  # results handed on
         self.last_watch = ""  # how the agent watched the last time ("inotify" or "stat")
 
     def changed(self) -> None:
@@ -149,6 +150,7 @@ class ResultWaiter:
                 seen |= exits
                 ended = True
             if report["results"]:
+                self.delivered += len(report["results"])
                 await self._deliver(run, report)
         if ended:
             self._ended()  # the poller asks the scheduler how they ended
