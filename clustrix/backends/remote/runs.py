@@ -17,7 +17,6 @@ import base64
 import contextlib
 import logging
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,7 +58,7 @@ class RemoteRunsBackend(Backend):
         self._poller: asyncio.Task[None] | None = None
         self.waiter: ResultWaiter | None = None
         self._waiting: asyncio.Task[None] | None = None
-        if os.environ.get("CLUSTRIX_RESULT_WAIT", "1") != "0":
+        if config.result_wait:
             runs = self._runs.values
             self.waiter = ResultWaiter(
                 self._area, runs, self._deliver, self._wake.set, inline_limit=_INLINE_LIMIT

@@ -9,9 +9,8 @@ every live run on the login node and returns as soon as one appears, or after
 ended, maybe without a result) wakes the poller, which asks the scheduler how it
 ended. When a run is added, the call in flight is cancelled (its remote process ends
 with its channel) and a new one covers the new run too.
-
-``CLUSTRIX_RESULT_WAIT=0`` in the client's environment turns the waiter off (results
-then come with the poller's ticks).
+`ClusterConfig.result_wait` = False turns the waiter off (results then come with the
+poller's ticks).
 """
 
 from __future__ import annotations
