@@ -243,6 +243,9 @@ class RemoteRunsBackend(Backend):
                 jobs[task].set_result(decode_result(data, job_id=jobs[task].job_id))
             except BaseException as error:
                 jobs[task].set_exception(error)
+            element = task // run.chunksize
+            if run.uncollected.isdisjoint(run.tasks_of(element)):
+                run.live.discard(element)  # every task has its result: nothing left to ask
 
     async def _deliver(self, run: Run, report: RunStatus) -> None:
         """Results the waiter found, maybe before the scheduler knows their elements
