@@ -58,7 +58,7 @@ class RemoteRunsBackend(Backend):
         self._poller: asyncio.Task[None] | None = None
         self.waiter: ResultWaiter | None = None
         self._waiting: asyncio.Task[None] | None = None
-        if config.result_wait:
+        if config.result_wait and config.max_channels > 1:  # (it keeps one channel busy)
             runs = self._runs.values
             self.waiter = ResultWaiter(
                 self._area, runs, self._deliver, self._wake.set, inline_limit=_INLINE_LIMIT

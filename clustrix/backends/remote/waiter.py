@@ -88,6 +88,7 @@ class ResultWaiter:
             except Exception as error:  # the poller collects what could not be taken here
                 if not isinstance(error, ClusterConnectionError | CommandError | OSError):
                     log.exception("unexpected error while taking results")
+                await self._pause()
 
     def _live(self) -> list[Run]:
         return [run for run in self._runs() if run.uncollected]
@@ -129,10 +130,13 @@ class ResultWaiter:
             return call.result()
         if not isinstance(error, ClusterConnectionError | CommandError | OSError | ValueError):
             log.error("unexpected error while waiting for results", exc_info=error)
-        # The poller still collects everything meanwhile: try again a little later.
+        await self._pause()
+        return None
+
+    async def _pause(self) -> None:
+        """After a failure: the poller still collects everything; try again later."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), _BACKOFF)
-        return None
 
     async def _take(self, runs: Collection[Run], answer: WaitAnswer) -> None:
         self.last_watch = answer["watch"]
