@@ -162,8 +162,11 @@ class RemoteRunsBackend(Backend):
                     for run in list(self._runs.values()):
                         self._fail_run(run, JobState.LOST, f"cannot reach the cluster: {error}")
             self._wake.clear()
+            # (not wait_for: on 3.11 it can swallow a cancel that comes as the waiter
+            # sets the event, and the poller would then outlive aclose)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     def _interval(self) -> float:
         """Quick for young runs, slower for old ones, never above job_poll_interval."""

@@ -136,7 +136,8 @@ class ResultWaiter:
     async def _pause(self) -> None:
         """After a failure: the poller still collects everything; try again later."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), _BACKOFF)
+            async with asyncio.timeout(_BACKOFF):  # (wait_for may swallow a cancel)
+                await self._changed.wait()
 
     async def _take(self, runs: Collection[Run], answer: WaitAnswer) -> None:
         self.last_watch = answer["watch"]
