@@ -82,7 +82,7 @@ async def test_a_job_the_scheduler_forgets_is_retried_until_retries_run_out(
         await until(lambda: len(slurm.calls("sacct")) > asked + 2)
         skew[0] += 100.0
 
-    async with Client(config_for("slurm", remote_root)) as client:
+    async with Client(config_for("slurm", remote_root, batch_window=0)) as client:  # a call each
         saved = client.options(retries=1).submit(square, 3)
         lost = client.options(retries=1).submit(square, 4)
         await until(lambda: saved.job_id is not None and lost.job_id is not None)
