@@ -128,12 +128,9 @@ class SSHTransport(Transport):
         command = shlex.join(argv)
 
         async def run_it(connection: asyncssh.SSHClientConnection) -> CommandResult:
-            process = await connection.create_process(command, input=stdin, encoding=None)
-            try:
-                done = await asyncio.wait_for(process.wait(check=False), timeout)
-            except BaseException:
-                _stop(process)  # cancelled or timed out: the remote command goes too
-                raise
+            done = await asyncio.wait_for(
+                connection.run(command, input=stdin, check=False, encoding=None), timeout
+            )
             status = done.exit_status
             if status is None and not done.exit_signal:
                 # No exit status and no signal: the connection went away while the
@@ -243,15 +240,6 @@ class SSHTransport(Transport):
             connection.close()
             with contextlib.suppress(Exception):
                 await connection.wait_closed()
-
-
-def _stop(process: asyncssh.SSHClientProcess[Any]) -> None:
-    """End a remote command early: SIGTERM (OpenSSH passes signals on since 7.9),
-    then close its channel (its stdout's reader goes away, and the process with it)."""
-    with contextlib.suppress(Exception):
-        process.send_signal("TERM")
-    with contextlib.suppress(Exception):
-        process.close()
 
 
 def _text(data: Any) -> str:
