@@ -97,9 +97,12 @@ class FakeSSHServer:
             self._drop.remove(drop)
             process.channel.get_connection().abort()  # the answer never arrives
             return
-        process.stdout.write(out)
-        process.stderr.write(err)
-        process.exit(code)
+        # The client may have closed the channel meanwhile (a cancelled command): like
+        # sshd, drop the answer then instead of failing the whole connection.
+        with contextlib.suppress(Exception):
+            process.stdout.write(out)
+            process.stderr.write(err)
+            process.exit(code)
 
     @staticmethod
     async def _feed(

@@ -152,6 +152,10 @@ async def test_cancel_kills_the_process_group(lab_ssh: ClusterConfig, tmp_path: 
                 break
             await asyncio.sleep(0.05)
         child = int(Path(marker).read_text())
+        for _ in range(600):  # the task runs; the client knows at its next poll
+            if job.state is JobState.RUNNING:
+                break
+            await asyncio.sleep(0.05)
         assert job.state is JobState.RUNNING
         await job.cancel()
         assert job.state is JobState.CANCELLED
