@@ -190,6 +190,9 @@ async def test_a_collected_and_cleaned_job_says_who_collected_it(
         attached = await second.attach(job.key)
         with pytest.raises(JobLostError, match=r"is gone from the cluster \(removed after \d+@"):
             await asyncio.wait_for(attached._wait(), 60)
+    # the later attach did not rewrite how the collected task ended
+    record = RecordStore(tmp_path / "records.db").get(job.key)
+    assert record is not None and record.state.value == "COMPLETED" and record.collected
 
 
 async def test_the_sync_twin_blocks_in_result(
