@@ -73,8 +73,9 @@ async def test_a_worker_killed_from_outside_is_retried_and_the_result_arrives(
     tmp_path: Path,
 ) -> None:
     async with Client(cluster_type="local") as client:
+        # One task at a time: each kill then meets exactly the task it waits for.
         sweep = client.options(retries=2, retry_on={JobState.FAILED}).map(
-            first_attempt_waits, [str(tmp_path)] * 3, [1, 2, 3], progress=False
+            first_attempt_waits, [str(tmp_path)] * 3, [1, 2, 3], progress=False, max_concurrent=1
         )
         killed = [
             await _kill_worker(job, tmp_path / f"started-{i}") for i, job in enumerate(sweep, 1)
