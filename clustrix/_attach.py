@@ -99,10 +99,9 @@ async def _attach_submission(
 ) -> Job[Any] | Sweep[Any]:
     # One follower per submission and client: attaching twice (or two calls of one
     # micro-batch) must not register its run twice with the poller.
-    attached: dict[str, asyncio.Task[Job[Any] | Sweep[Any]]]
-    attached = client.__dict__.setdefault("_attached", {})
+    attached = client._attached
     task = attached.get(key)
-    if task is None or (task.done() and task.exception() is not None):
+    if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
         task = attached[key] = asyncio.ensure_future(_attach_record(client, key, record))
     return await asyncio.shield(task)
 

@@ -87,6 +87,7 @@ class Client(ClientJobs, ClientRecords):
         self._keeper: asyncio.Task[None] | None = None
         self._implicit = False  # made by the selection rule, not by the user
         self._writers = {}
+        self._attached = {}  # submission key -> its one follower (`_attach`)
 
     @property
     def config(self) -> ClusterConfig:

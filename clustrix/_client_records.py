@@ -30,6 +30,7 @@ class ClientRecords:
     """Mixin: a Client's local job records (see `clustrix._records`)."""
 
     _writers: dict[Path, RecordWriter]
+    _attached: dict[str, asyncio.Task[Job[Any] | Sweep[Any]]]
 
     @property
     def config(self) -> ClusterConfig:  # provided by Client
