@@ -95,6 +95,7 @@ class ClusterConfig(BaseSettings):
     default_account: str | None = None
     # behaviour
     job_poll_interval: float = Field(30, gt=0)
+    result_wait: bool = True
     max_parallel_jobs: int | None = Field(None, ge=1)
     cleanup_remote_files: bool = True
     auto_parallel: bool = True  # parallel=None: run loops proven independent in parallel

@@ -112,6 +112,13 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
         "The slowest interval, in seconds, at which the scheduler is asked about live jobs; "
         "young jobs are polled faster, and results that appear are noticed at once."
     ),
+    "result_wait": (
+        "Wait for results on the login node: one long agent call per connection returns "
+        "each result as soon as its file is written (inotify where the filesystem allows, a "
+        "25 ms stat loop on network filesystems such as NFS), before the scheduler's epilog "
+        "and accounting end (it keeps one of the `max_channels` busy; off with "
+        "`max_channels=1`). False: results come with the poll ticks."
+    ),
     "max_parallel_jobs": (
         "Default `max_concurrent` of sweeps: at most this many tasks of one sweep run at once "
         "(the array throttle, `%K` on Slurm)."

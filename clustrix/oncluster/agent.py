@@ -18,6 +18,11 @@ process group of each one that runs.
 
 ``python _agent.py outputs`` (`OutputsRequest` -> `OutputsAnswer`) returns each
 task's stdout and stderr tails (before a run directory is cleaned up).
+
+``python _agent.py wait`` (`WaitRequest` -> `WaitAnswer`) returns the `status` as soon
+as one of the given tasks has a result file or one of the given elements an exit file
+(``clustrix_watch``: inotify where it sees every write, a stat loop elsewhere), or
+after ``timeout`` seconds; and exits at once when its caller closes the channel.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ if TYPE_CHECKING:
         RunStatus,
         StatusAnswer,
         StatusRequest,
+        WaitAnswer,
+        WaitRequest,
     )
 
 TAIL = 4000
@@ -240,7 +247,38 @@ def outputs(request: OutputsRequest) -> OutputsAnswer:
     return answer
 
 
-MODES: dict[str, Any] = {"status": status, "cancel": cancel, "outputs": outputs}
+MAX_WAIT = 600.0  # seconds a `wait` lasts at most, whatever it asks for
+
+
+def wait(request: WaitRequest, hangup: int | None = None) -> WaitAnswer:
+    """The `status`, once a watched result or exit file exists or `timeout` passed
+    (`hangup`: the fd whose reader going away ends the wait, see `clustrix_watch`)."""
+    if __package__:
+        from . import watch as watching
+    else:
+        import clustrix_watch as watching  # type: ignore[import-not-found,no-redef]
+    wanted: dict[str, set[str]] = {}
+    for run in request["runs"]:
+        layout = files.RunLayout(run["dir"])
+        paths = [layout.task(task, files.RESULT) for task in run.get("tasks", [])]
+        paths += [layout.element(element, files.EXIT) for element in run.get("elements", [])]
+        for path in paths:
+            wanted.setdefault(os.path.dirname(path), set()).add(os.path.basename(path))
+    timeout = min(max(0.0, float(request.get("timeout", 5.0))), MAX_WAIT)
+    woke, how = watching.wait_for(wanted, timeout, request.get("watch", "auto"), hangup)
+    return {"woke": woke, "watch": how, "runs": status(request)}
+
+
+def _wait_for_caller(request: WaitRequest) -> WaitAnswer:
+    return wait(request, hangup=sys.stdout.fileno())
+
+
+MODES: dict[str, Any] = {
+    "status": status,
+    "cancel": cancel,
+    "outputs": outputs,
+    "wait": _wait_for_caller,
+}
 
 
 def main() -> int:
@@ -248,7 +286,12 @@ def main() -> int:
     if mode not in MODES:
         print(f"usage: _agent.py {'|'.join(MODES)} < request.json", file=sys.stderr)
         return 2
-    json.dump(MODES[mode](json.load(sys.stdin)), sys.stdout)
+    try:
+        json.dump(MODES[mode](json.load(sys.stdin)), sys.stdout)
+    except Exception as error:  # the caller went away (`wait`): no one to answer
+        if type(error).__name__ == "CallerGone" or isinstance(error, BrokenPipeError):
+            return 1
+        raise
     return 0
 
 

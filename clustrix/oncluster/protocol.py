@@ -55,6 +55,22 @@ class RunStatus(TypedDict):
 StatusAnswer = dict[str, RunStatus]  # by run directory
 
 
+class WaitRequest(StatusRequest):
+    """`wait`: a `StatusRequest` whose call returns as soon as one of its `tasks` has a
+    result file or one of its `elements` an exit file, or after `timeout` seconds."""
+
+    timeout: float
+    watch: NotRequired[str]  # "auto" (inotify where it sees every write) or "stat"
+
+
+class WaitAnswer(TypedDict):
+    """`wait`: whether a watched file appeared, how the agent watched, and the status."""
+
+    woke: bool  # False: the timeout passed first
+    watch: str  # "inotify" or "stat"
+    runs: StatusAnswer
+
+
 class CancelQuery(TypedDict):
     """`cancel`: elements of one run to stop (or keep from starting)."""
 

@@ -281,9 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     scratch = run.layout.scratch(element)
     for index in range(element * size, min((element + 1) * size, count)):
         run.run_task(index, scratch=scratch)
-    # The element's exit record (the job script writes it only when this fails).
-    os.makedirs(run.layout.elements, mode=0o700, exist_ok=True)
-    _write_atomic(run.layout.element(element, EXIT), b"0\n")
+    # The element's exit record (the job script writes it only when this fails); none
+    # if the client already took every result and removed the run directory.
+    try:
+        if not os.path.isdir(run.layout.elements):  # (staged with it; not its parents)
+            os.mkdir(run.layout.elements, mode=0o700)
+        _write_atomic(run.layout.element(element, EXIT), b"0\n")
+    except (FileNotFoundError, FileExistsError):
+        pass
     return 0
 
 

@@ -128,9 +128,12 @@ class SSHTransport(Transport):
         command = shlex.join(argv)
 
         async def run_it(connection: asyncssh.SSHClientConnection) -> CommandResult:
-            done = await asyncio.wait_for(
-                connection.run(command, input=stdin, check=False, encoding=None), timeout
-            )
+            process = await connection.create_process(command, input=stdin, encoding=None)
+            try:
+                done = await asyncio.wait_for(process.wait(check=False), timeout)
+            except BaseException:
+                _stop(process)  # cancelled or timed out: the remote command goes too
+                raise
             status = done.exit_status
             if status is None and not done.exit_signal:
                 # No exit status and no signal: the connection went away while the
@@ -240,6 +243,15 @@ class SSHTransport(Transport):
             connection.close()
             with contextlib.suppress(Exception):
                 await connection.wait_closed()
+
+
+def _stop(process: asyncssh.SSHClientProcess[Any]) -> None:
+    """End a remote command early: SIGTERM (OpenSSH passes signals on since 7.9),
+    then close its channel (its stdout's reader goes away, and the process with it)."""
+    with contextlib.suppress(Exception):
+        process.send_signal("TERM")
+    with contextlib.suppress(Exception):
+        process.close()
 
 
 def _text(data: Any) -> str:

@@ -227,6 +227,7 @@ install -d -m 0755 -o slurm -g slurm /var/log/slurm /var/spool/slurmctld
 install -d -m 0755 /var/spool/slurmd /etc/slurm/plugstack.conf.d
 render "$CONF/slurm.conf" >"$TMPD/slurm.conf"
 SLURM_CHANGED=0
+install_file "$CONF/slurm-epilog.sh" /etc/slurm/epilog-clustrix-lab.sh 0755 && SLURM_CHANGED=1
 install_file "$TMPD/slurm.conf" /etc/slurm/slurm.conf 0644 && SLURM_CHANGED=1
 DBD_CHANGED=0
 install_file "$CONF/slurmdbd.conf" /etc/slurm/slurmdbd.conf 0600 slurm:slurm && DBD_CHANGED=1

@@ -2,10 +2,10 @@
 
 Layout under ``remote_work_dir`` (mode 0700)::
 
-    cache/<hash>/       _runner.py, _agent.py, clustrix_layout.py and cloudpickle,
-                        content-addressed and uploaded once (zero-install: the runner
-                        finds them beside itself, so the remote Python needs nothing
-                        installed)
+    cache/<hash>/       _runner.py, _agent.py, clustrix_layout.py, clustrix_watch.py
+                        and cloudpickle, content-addressed and uploaded once (zero-
+                        install: the runner finds them beside itself, so the remote
+                        Python needs nothing installed)
     runs/<key>/         one submission, as `clustrix.oncluster.layout` names its files
                         (all private)
 """
@@ -29,7 +29,7 @@ import cloudpickle
 from ..._config import ClusterConfig
 from ..._exceptions import EnvironmentMismatchError
 from ...oncluster import agent as _agent
-from ...oncluster import layout, unpickle
+from ...oncluster import layout, unpickle, watch
 from ...oncluster import runner as _runner
 from ...oncluster.layout import RunLayout, payload_files
 from ...oncluster.protocol import (
@@ -39,6 +39,8 @@ from ...oncluster.protocol import (
     OutputsRequest,
     StatusAnswer,
     StatusRequest,
+    WaitAnswer,
+    WaitRequest,
 )
 from ...transport.base import CommandResult, Transport
 from ..base import Submission
@@ -67,13 +69,14 @@ _VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 @cache
 def support_bundle() -> tuple[str, bytes]:
-    """(content hash, tar.gz) of the runner, the agent, the run layout they share and
-    this cloudpickle package."""
+    """(content hash, tar.gz) of the runner, the agent, the run layout they share, the
+    agent's file watcher and this cloudpickle package."""
     files: list[tuple[str, bytes]] = [
         ("_runner.py", Path(_runner.__file__).read_bytes()),
         ("_agent.py", Path(_agent.__file__).read_bytes()),
         ("clustrix_layout.py", Path(layout.__file__).read_bytes()),
         ("clustrix_unpickle.py", Path(unpickle.__file__).read_bytes()),
+        ("clustrix_watch.py", Path(watch.__file__).read_bytes()),
     ]
     package = Path(cloudpickle.__file__).parent
     for path in sorted(package.glob("*.py")):
@@ -191,6 +194,17 @@ class RemoteArea:
     async def status(self, request: StatusRequest) -> StatusAnswer:
         """The agent's `status` of many runs at once."""
         answer: StatusAnswer = await self.agent_call("status", request)
+        return answer
+
+    async def wait(self, request: WaitRequest) -> WaitAnswer:
+        """The agent's `wait`: returns once a watched result or exit file exists, or
+        after the request's timeout. Cancelling it stops the remote process."""
+        result = await self.transport.run(
+            [self.config.python_executable, self.agent, "wait"],
+            stdin=json.dumps(request).encode(),
+            timeout=request["timeout"] + 60.0,  # a channel that hangs, not a slow answer
+        )
+        answer: WaitAnswer = json.loads(result.stdout)
         return answer
 
     async def cancel(self, run_dir: str, elements: Sequence[int]) -> set[int]:

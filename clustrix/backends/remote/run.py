@@ -1,12 +1,17 @@
-"""A remote run: a submission staged on the login node, and the fate of its elements."""
+"""A remote run: a submission staged on the login node, the fate of its elements, and
+how a task without a result ends."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..._job import JobControl
+from ..._settle import Ending, settle
 from ..._states import JobState
 from ...oncluster.layout import RunLayout
+from ...oncluster.protocol import RunStatus
 from ..base import Submission
 
 
@@ -48,3 +53,22 @@ class Run:
 def auto_chunksize(tasks: int, slots: int) -> int:
     """About four elements per slot: few interpreter starts, still balanced."""
     return max(1, math.ceil(tasks / max(1, slots * 4)))
+
+
+def settle_task(run: Run, job: JobControl[Any], fate: Fate, timed_out: bool, tail: str) -> None:
+    """End a task that has no result, in the most specific state known."""
+    ending = Ending(
+        fate.state,
+        fate.exit_code,
+        fate.reason,
+        timed_out=timed_out,
+        time_limit=run.submission.resources.time,
+        cancel_requested=job.cancel_requested,
+        stderr_tail=tail,
+    )
+    job.end(settle(ending))
+
+
+def unreported() -> RunStatus:
+    """What to assume of a run the agent did not report on: nothing new."""
+    return {"now": 0.0, "exists": True, "elements": {}, "results": {}, "timeouts": [], "stderr": {}}

@@ -5,7 +5,8 @@ elements, or detached processes), each running `chunksize` consecutive tasks. Th
 backend-specific part is small: how to launch a run, how to learn the fate of its
 elements (the scheduler, or the agent's pid files) and how to cancel elements. The
 poller here asks about ALL live runs at once per tick (a constant number of remote
-commands, whatever the number of jobs) and brings finished results back inline.
+commands, whatever the number of jobs) and brings finished results back inline;
+beside it, a `ResultWaiter` hands on each result as soon as its file exists.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from ..._exceptions import ClusterConnectionError, CommandError
 from ..._job import JobControl
 from ..._payload import decode_result
 from ..._record_types import JobUpdate
-from ..._settle import Ending, settle
 from ..._states import JobState
 from ..._tasks import TaskSet
 from ...oncluster.layout import ERR, OUT, RESULT
@@ -34,7 +34,8 @@ from ..base import Backend, Stream, Submission, wait_all
 from .area import RemoteArea
 from .envbuild import EnvironmentBuilder
 from .reattach import adopt
-from .run import Fate, Run, auto_chunksize
+from .run import Fate, Run, auto_chunksize, settle_task, unreported
+from .waiter import ResultWaiter
 
 __all__ = ["Fate", "RemoteRunsBackend", "Run", "auto_chunksize"]
 
@@ -57,6 +58,13 @@ class RemoteRunsBackend(Backend):
         self._unfinished: set[Run] = set()
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
+        self.waiter: ResultWaiter | None = None
+        self._waiting: asyncio.Task[None] | None = None
+        if config.result_wait and config.max_channels > 1:  # (it keeps one channel busy)
+            runs = self._runs.values
+            self.waiter = ResultWaiter(
+                self._area, runs, self._deliver, self._wake.set, inline_limit=_INLINE_LIMIT
+            )
         self.poll_commands = 0  # remote commands issued by the poller (for tests)
         self.poll_ticks = 0
         self.submissions = 0  # runs launched (a sweep or a micro-batch is one)
@@ -128,6 +136,11 @@ class RemoteRunsBackend(Backend):
             job.set_state(JobState.QUEUED, job_id=self.initial_job_id(run, element))
         if self._poller is None:
             self._poller = self._tasks.spawn(self._poll_forever(), name=f"poll-{self._name}")
+        if self.waiter is not None:
+            if self._waiting is None:
+                name = f"wait-{self._name}"
+                self._waiting = self._tasks.spawn(self.waiter.run_forever(), name=name)
+            self.waiter.changed()
         self._wake.set()
         # cancel() came while this was being submitted (it found no run then): now.
         await self._cancel_now([job for job in submission.jobs if job.cancel_requested])
@@ -167,8 +180,11 @@ class RemoteRunsBackend(Backend):
                     for run in list(self._runs.values()):
                         self._fail_run(run, JobState.LOST, f"cannot reach the cluster: {error}")
             self._wake.clear()
+            # (not wait_for: on 3.11 it can swallow a cancel that comes as the waiter
+            # sets the event, and the poller would then outlive aclose)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     def _interval(self) -> float:
         """Quick for young runs, slower for old ones, never above job_poll_interval."""
@@ -186,8 +202,9 @@ class RemoteRunsBackend(Backend):
         self.poll_commands += 1
         answer = await self._area.status({"inline_limit": _INLINE_LIMIT, "runs": queries})
         for run in runs:
-            report = answer.get(run.directory) or _unreported()
-            await self._update(run, report, fates.get(run, {}))
+            if self._runs.get(run.submission.key) is run:  # (the waiter may have finished it)
+                report = answer.get(run.directory) or unreported()
+                await self._update(run, report, fates.get(run, {}))
 
     def _agent_request(self, run: Run, fates: dict[int, Fate]) -> RunQuery:
         ended = [e for e, fate in fates.items() if fate.state.final]
@@ -216,8 +233,26 @@ class RemoteRunsBackend(Backend):
             state = JobState.RUNNING if fate.state.final else fate.state
             for task in run.tasks_of(element):  # ids first: results may come in this tick
                 jobs[task].set_state(state, job_id=fate.job_id, reason=fate.reason)
+        await self._collect(run, report)
+        timeouts, stderr = set(report["timeouts"]), report["stderr"]
+        for element, fate in known.items():
+            if not fate.state.final:
+                continue
+            for task in run.tasks_of(element):
+                if task in run.uncollected:
+                    run.uncollected.discard(task)
+                    settle_task(run, jobs[task], fate, task in timeouts, stderr.get(str(task), ""))
+            run.live.discard(element)
+        if not run.uncollected and self._runs.get(run.submission.key) is run:
+            await self._finish(run)
+
+    async def _collect(self, run: Run, report: RunStatus) -> None:
+        """Resolve the tasks whose results the agent reported."""
+        jobs = run.submission.jobs
         for key, blob in report["results"].items():
             task = int(key)
+            if task not in run.uncollected:
+                continue  # (collected by the waiter or the poller meanwhile)
             path = run.layout.task(task, RESULT)
             data = (
                 base64.b64decode(blob)
@@ -229,32 +264,24 @@ class RemoteRunsBackend(Backend):
                 jobs[task].set_result(decode_result(data, job_id=jobs[task].job_id))
             except BaseException as error:
                 jobs[task].set_exception(error)
-        timeouts, stderr = set(report["timeouts"]), report["stderr"]
-        for element, fate in known.items():
-            if not fate.state.final:
-                continue
-            for task in run.tasks_of(element):
-                if task in run.uncollected:
-                    run.uncollected.discard(task)
-                    self._settle(run, jobs[task], fate, task in timeouts, stderr.get(str(task), ""))
-            run.live.discard(element)
-        if not run.uncollected:
-            await self._finish(run)
+            element = task // run.chunksize
+            if run.uncollected.isdisjoint(run.tasks_of(element)):
+                run.live.discard(element)  # every task has its result: nothing left to ask
 
-    def _settle(
-        self, run: Run, job: JobControl[Any], fate: Fate, timed_out: bool, tail: str
-    ) -> None:
-        """End a task that has no result, in the most specific state known."""
-        ending = Ending(
-            fate.state,
-            fate.exit_code,
-            fate.reason,
-            timed_out=timed_out,
-            time_limit=run.submission.resources.time,
-            cancel_requested=job.cancel_requested,
-            stderr_tail=tail,
-        )
-        job.end(settle(ending))
+    async def _deliver(self, run: Run, report: RunStatus) -> None:
+        """Results the waiter found, maybe before the scheduler knows their elements
+        ended: each task gets its element's id first; the rest is the poller's."""
+        if self._runs.get(run.submission.key) is not run:
+            return
+        for key in report["results"]:
+            element = int(key) // run.chunksize
+            files = report["elements"].get(str(element), {})
+            fate = self.merge_fate(run, element, None, files)
+            if fate is not None and int(key) in run.uncollected:
+                run.submission.jobs[int(key)].set_state(JobState.RUNNING, job_id=fate.job_id)
+        await self._collect(run, report)
+        if not run.uncollected and self._runs.get(run.submission.key) is run:
+            await self._finish(run)
 
     def _fail_run(self, run: Run, state: JobState, message: str) -> None:
         for job in run.submission.jobs:
@@ -337,8 +364,3 @@ class RemoteRunsBackend(Backend):
                 await self._finish(run)
             except (ClusterConnectionError, CommandError, OSError) as error:
                 log.warning("could not remove the run directory %s: %s", run.directory, error)
-
-
-def _unreported() -> RunStatus:
-    """What to assume of a run the agent did not report on: nothing new."""
-    return {"now": 0.0, "exists": True, "elements": {}, "results": {}, "timeouts": [], "stderr": {}}
