@@ -44,6 +44,7 @@ async def test_a_single_job_is_staged_privately_with_its_environment_and_cleaned
         remote_root,
         environment_variables={"CX_FAKE": "a b'c $HOME"},
         pre_execution_commands=["export CX_PRE=$((6 * 7))"],
+        result_wait=False,  # the result comes with the poller (the one tested here)
     )
     slurm.set(squeue_fail=2)  # the first polls fail: the poller carries on
     async with Client(config) as client:

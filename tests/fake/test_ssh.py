@@ -123,3 +123,26 @@ async def test_a_wrong_key_is_an_authentication_error(
     async with Client(config) as client:
         with pytest.raises(AuthenticationError):
             await client.submit(square, 2)
+
+
+async def test_a_cancelled_command_ends_remotely_and_keeps_the_connection(
+    sshd: FakeSSHServer, remote_root: Path, tmp_path: Path
+) -> None:
+    """Cancelling a running command (the result waiter does it on every new submission)
+    signals the remote process and closes only its channel: no new login follows."""
+    from clustrix.transport.ssh import SSHTransport
+
+    marker, ready = tmp_path / "terminated", tmp_path / "ready"
+    script = f"trap 'echo TERM > {marker}; exit 143' TERM; touch {ready}; sleep 30 & wait"
+    transport = SSHTransport(ssh_config_for("ssh", sshd, remote_root))
+    try:
+        running = asyncio.ensure_future(transport.run(["sh", "-c", script]))
+        await until(ready.exists)  # the trap is set
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        await until(marker.exists)
+        assert (await transport.run(["echo", "still here"])).stdout == "still here\n"
+    finally:
+        await transport.aclose()
+    assert sshd.logins == 1

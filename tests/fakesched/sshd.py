@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal as signalmod
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +82,12 @@ class FakeSSHServer:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # (a signal goes to the whole command: see _forward)
         )
         self._processes.add(local)
+        # like sshd, a signal from the client goes to the command (also after its stdin
+        # ended: asyncssh would queue it behind stdin's EOF, where nobody reads it)
+        process.signal_received = lambda name: _forward(local, name)  # type: ignore[method-assign]
         feeder = asyncio.ensure_future(self._feed(process, local))
         try:
             assert local.stdout is not None and local.stderr is not None
@@ -111,7 +117,14 @@ class FakeSSHServer:
         """Copy the channel's stdin to the command until EOF."""
         assert local.stdin is not None
         try:
-            while data := await process.stdin.read(1 << 16):
+            while True:
+                try:
+                    data = await process.stdin.read(1 << 16)
+                except asyncssh.SignalReceived as signal:  # (one that came before the above)
+                    _forward(local, signal.signal)
+                    continue
+                if not data:
+                    break
                 local.stdin.write(data)
                 await local.stdin.drain()
         except (OSError, asyncssh.Error):
@@ -121,8 +134,8 @@ class FakeSSHServer:
 
     async def close(self) -> None:
         for local in list(self._processes):
-            with contextlib.suppress(ProcessLookupError):
-                local.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(local.pid, signalmod.SIGKILL)
             await local.wait()
         for connection in list(self._connections):
             connection.abort()
@@ -130,3 +143,10 @@ class FakeSSHServer:
             self._server.close()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
+
+
+def _forward(local: asyncio.subprocess.Process, name: str) -> None:
+    """Send the signal the client named (``TERM``) to the local command: to its process
+    group, as /bin/sh here may not exec a command the way a login shell's ``-c`` does."""
+    with contextlib.suppress(ProcessLookupError, PermissionError, AttributeError):
+        os.killpg(local.pid, getattr(signalmod, f"SIG{name}"))
