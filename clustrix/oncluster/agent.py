@@ -23,6 +23,9 @@ task's stdout and stderr tails (before a run directory is cleaned up).
 as one of the given tasks has a result file or one of the given elements an exit file
 (``clustrix_watch``: inotify where it sees every write, a stat loop elsewhere), or
 after ``timeout`` seconds; and exits at once when its caller closes the channel.
+``python _agent.py watch`` is `wait` as a stream on one process: a `WaitRequest` per
+line on stdin (each replaces the last), a `WaitAnswer` line on stdout whenever a result
+or exit file not reported yet appears; so a result costs no new process.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import base64
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
 import time
@@ -250,9 +254,11 @@ def outputs(request: OutputsRequest) -> OutputsAnswer:
 MAX_WAIT = 600.0  # seconds a `wait` lasts at most, whatever it asks for
 
 
-def wait(request: WaitRequest, hangup: int | None = None) -> WaitAnswer:
+def wait(
+    request: WaitRequest, hangup: int | None = None, interrupt: int | None = None
+) -> WaitAnswer:
     """The `status`, once a watched result or exit file exists or `timeout` passed
-    (`hangup`: the fd whose reader going away ends the wait, see `clustrix_watch`)."""
+    (`hangup`, `interrupt`: file descriptors that end the wait, see `clustrix_watch`)."""
     if __package__:
         from . import watch as watching
     else:
@@ -265,19 +271,69 @@ def wait(request: WaitRequest, hangup: int | None = None) -> WaitAnswer:
         for path in paths:
             wanted.setdefault(os.path.dirname(path), set()).add(os.path.basename(path))
     timeout = min(max(0.0, float(request.get("timeout", 5.0))), MAX_WAIT)
-    woke, how = watching.wait_for(wanted, timeout, request.get("watch", "auto"), hangup)
+    how = request.get("watch", "auto")
+    woke, how = watching.wait_for(wanted, timeout, how, hangup, interrupt)
     return {"woke": woke, "watch": how, "runs": status(request)}
 
 
-def _wait_for_caller(request: WaitRequest) -> WaitAnswer:
-    return wait(request, hangup=sys.stdout.fileno())
+def watch(stdin: int, stdout: Any) -> None:
+    """`watch`: `wait` again and again, in one process. Each line on `stdin` is a
+    `WaitRequest` that replaces the last; each time something new appears, one
+    `WaitAnswer` line goes to `stdout` (each result and exit is reported once). Ends at
+    EOF on stdin, when the caller goes away, or after MAX_WAIT s without a request."""
+    request: WaitRequest | None = None
+    seen: set[tuple[str, str, str]] = set()  # (run dir, "task" or "exit", number)
+    pending, last = b"", time.monotonic()
+    while True:
+        if request is None:
+            readable = select.select([stdin], [], [], MAX_WAIT)[0]
+        else:
+            answer = wait(_unseen(request, seen), stdout.fileno(), stdin)
+            new = {
+                (path, kind, number)
+                for path, run in answer["runs"].items()
+                for kind, numbers in (
+                    ("task", run["results"]),
+                    ("exit", [e for e, f in run["elements"].items() if f.get("exit") is not None]),
+                )
+                for number in numbers
+            } - seen
+            if new:
+                seen |= new
+                stdout.write(json.dumps(answer) + "\n")
+                stdout.flush()
+            elif answer["woke"]:
+                time.sleep(0.05)  # (a file not readable yet: no busy loop)
+            readable = select.select([stdin], [], [], 0)[0]
+        if readable:
+            data = os.read(stdin, 1 << 20)
+            if not data:
+                return  # the caller has no more requests
+            *lines, pending = (pending + data).split(b"\n")
+            if any(lines):
+                request, last = json.loads([line for line in lines if line][-1]), time.monotonic()
+        elif time.monotonic() - last > MAX_WAIT:
+            return
+
+
+def _unseen(request: WaitRequest, seen: set[tuple[str, str, str]]) -> WaitRequest:
+    """The request without the results and exits already reported."""
+    runs = [
+        {
+            **run,
+            "tasks": [t for t in run["tasks"] if (run["dir"], "task", str(t)) not in seen],
+            "elements": [e for e in run["elements"] if (run["dir"], "exit", str(e)) not in seen],
+        }
+        for run in request["runs"]
+    ]
+    return {**request, "runs": runs}  # type: ignore[typeddict-item]
 
 
 MODES: dict[str, Any] = {
     "status": status,
     "cancel": cancel,
     "outputs": outputs,
-    "wait": _wait_for_caller,
+    "watch": None,  # (a stream of requests and answers: see `watch`)
 }
 
 
@@ -287,7 +343,10 @@ def main() -> int:
         print(f"usage: _agent.py {'|'.join(MODES)} < request.json", file=sys.stderr)
         return 2
     try:
-        json.dump(MODES[mode](json.load(sys.stdin)), sys.stdout)
+        if mode == "watch":
+            watch(sys.stdin.fileno(), sys.stdout)
+        else:
+            json.dump(MODES[mode](json.load(sys.stdin)), sys.stdout)
     except Exception as error:  # the caller went away (`wait`): no one to answer
         if type(error).__name__ == "CallerGone" or isinstance(error, BrokenPipeError):
             return 1

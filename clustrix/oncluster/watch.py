@@ -124,12 +124,14 @@ def wait_for(
     timeout: float,
     watch: str = "auto",
     hangup: int | None = None,
+    interrupt: int | None = None,
 ) -> tuple[bool, str]:
     """Wait until one of `wanted` (folder -> file names) exists, at most `timeout` s.
 
     Returns (whether one does, "inotify" or "stat": how it watched). `watch="stat"`
     forces the stat loop. `hangup`: a file descriptor (the agent's stdout) whose
-    reader going away raises `CallerGone` at once.
+    reader going away raises `CallerGone` at once. `interrupt`: a file descriptor
+    (the agent's stdin) whose having something to read ends the wait early.
     """
     deadline = time.monotonic() + timeout
     watcher = None
@@ -145,6 +147,8 @@ def wait_for(
         poller = select.poll()
         if hangup is not None:
             poller.register(hangup, 0)  # POLLERR/POLLHUP: the reading end was closed
+        if interrupt is not None:
+            poller.register(interrupt, select.POLLIN)
         if watcher is not None:
             poller.register(watcher.fd, select.POLLIN)
         seen = {folder: _mtime(folder) for folder in wanted}
@@ -154,6 +158,8 @@ def wait_for(
             ready = {fd for fd, _ in poller.poll(max(1, int(min(left, step) * 1000)))}
             if hangup is not None and hangup in ready:
                 raise CallerGone("the caller closed the agent's stdout")
+            if interrupt is not None and interrupt in ready:
+                return present(wanted), how
             now = time.monotonic()
             if watcher is not None:
                 events, overflow = watcher.events()

@@ -36,6 +36,22 @@ class CommandResult:
         return self
 
 
+class CommandStream(abc.ABC):
+    """A command that keeps running: lines go to its stdin, lines come from its stdout."""
+
+    @abc.abstractmethod
+    async def send(self, line: bytes) -> None:
+        """Write one line (without its newline) to the command's stdin."""
+
+    @abc.abstractmethod
+    async def readline(self) -> bytes:
+        """The next line of its stdout (with the newline); b"" once it ended."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """End the command (its stdin closes; SIGTERM if it still runs)."""
+
+
 class Transport(abc.ABC):
     """Commands and files on one host; every method is safe to call concurrently.
 
@@ -73,6 +89,10 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def expand(self, path: str) -> str:
         """`path` made absolute on that host (``~`` and relative paths: its home dir)."""
+
+    @abc.abstractmethod
+    async def open_stream(self, argv: Sequence[str]) -> CommandStream:
+        """Start `argv` and keep its stdin and stdout open (see `CommandStream`)."""
 
     @abc.abstractmethod
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
-from .base import CommandResult, Transport
+from .base import CommandResult, CommandStream, Transport
 
 
 class LocalTransport(Transport):
@@ -33,6 +35,16 @@ class LocalTransport(Transport):
         return CommandResult(
             argv, process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
         )
+
+    async def open_stream(self, argv: Sequence[str]) -> CommandStream:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            limit=1 << 24,  # (one answer is one line)
+        )
+        return _LocalStream(process)
 
     async def expand(self, path: str) -> str:
         expanded = Path(path).expanduser()
@@ -66,3 +78,25 @@ def _mkdir(path: Path, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.mkdir(mode=mode, exist_ok=True)
     os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+
+
+class _LocalStream(CommandStream):
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    async def send(self, line: bytes) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(line + b"\n")
+        await self._process.stdin.drain()
+
+    async def readline(self) -> bytes:
+        assert self._process.stdout is not None
+        return await self._process.stdout.readline()
+
+    async def aclose(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.terminate()
+        await self._process.wait()

@@ -15,14 +15,14 @@ import posixpath
 import secrets
 import shlex
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncssh
 
 from .._config import ClusterConfig
 from .._exceptions import ClusterConnectionError
-from .base import CommandResult, Transport
+from .base import CommandResult, CommandStream, Transport
 from .ssh_connect import open_connection
 
 T = TypeVar("T")
@@ -146,6 +146,23 @@ class SSHTransport(Transport):
 
         return await self._retrying(run_it, idempotent=idempotent, what=f"`{command[:80]}`")
 
+    async def open_stream(self, argv: Sequence[str]) -> CommandStream:
+        """Start `argv` on its own channel, held (of `max_channels`) until it is closed."""
+        command = shlex.join(argv)
+        await self._channels.acquire()
+        try:
+            connection = await self._connect()
+            try:
+                process = await connection.create_process(command, encoding=None)
+            except (asyncssh.ChannelOpenError, *_LOST) as error:
+                if connection.is_closed():
+                    self._forget(connection)
+                raise self._error(f"cannot start `{command[:80]}`: {error}") from error
+        except BaseException:
+            self._channels.release()
+            raise
+        return _SSHStream(process, self._channels.release)
+
     # -- files ---------------------------------------------------------------------------
     async def home(self) -> str:
         """The remote user's home directory (absolute)."""
@@ -243,6 +260,28 @@ class SSHTransport(Transport):
             connection.close()
             with contextlib.suppress(Exception):
                 await connection.wait_closed()
+
+
+class _SSHStream(CommandStream):
+    def __init__(self, process: asyncssh.SSHClientProcess[Any], release: Callable[[], None]):
+        self._process = process
+        self._release: Callable[[], None] | None = release
+
+    async def send(self, line: bytes) -> None:
+        self._process.stdin.write(line + b"\n")
+        await self._process.stdin.drain()
+
+    async def readline(self) -> bytes:
+        line: bytes = await self._process.stdout.readline()
+        return line
+
+    async def aclose(self) -> None:
+        _stop(self._process)
+        with contextlib.suppress(Exception):
+            await self._process.wait_closed()
+        release, self._release = self._release, None
+        if release is not None:  # (once, however often it is closed)
+            release()
 
 
 def _stop(process: asyncssh.SSHClientProcess[Any]) -> None:

@@ -1,4 +1,4 @@
-"""Results before the scheduler's bookkeeping, on the real lab: the agent's `wait`
+"""Results before the scheduler's bookkeeping, on the real lab: the agent's `watch`
 hands a result on as soon as its file exists (backends/remote/waiter.py).
 
 Where a test silences the poller (it then asks neither the scheduler nor the agent), a
@@ -48,12 +48,12 @@ def silence_poller(backend: Any) -> None:
 
 
 async def remote_waits(lab: dict[str, Any], remote_dir: str) -> list[str]:
-    """The lab user's agent `wait` processes of this test's work area (pgrep, as them)."""
+    """The lab user's agent `watch` processes of this test's work area (pgrep, as them)."""
     bundle = f"{lab['home']}/{remote_dir.removeprefix('~/')}/cache/"
     # ("[_]": the pattern must not match the command lines that carry it)
-    pattern = shlex.quote(f"{bundle}.*[_]agent.py wait")  # (ssh hands it to a shell)
+    pattern = shlex.quote(f"{bundle}.*[_]agent.py watch")  # (ssh hands it to a shell)
     found = await asyncio.to_thread(as_lab_user, lab, "pgrep", "-u", lab["user"], "-af", pattern)
-    return found.stdout.split("\n") if found.stdout.strip() else []
+    return found.stdout.strip().splitlines()
 
 
 async def until(condition: Any, deadline: float = 60.0) -> None:
@@ -93,7 +93,6 @@ async def test_the_wait_covers_runs_submitted_while_it_waits(
         first = client.submit(wait_for_flag, str(flag))
         backend = backend_of(client)
         silence_poller(backend)
-        backend.waiter.timeout = 300.0  # only a new run can restart the wait
 
         async def waiting() -> bool:
             return bool(await remote_waits(lab, remote_dir))
@@ -102,6 +101,8 @@ async def test_the_wait_covers_runs_submitted_while_it_waits(
         second = client.submit(square, 3)
         assert await asyncio.wait_for(second, 60) == 9
         assert backend.waiter.delivered >= 1 and backend.waiter.last_watch == "inotify"
+        assert backend.waiter.calls == 1  # the running agent was told; no new process
+        assert len(await remote_waits(lab, remote_dir)) == 1
         assert not first.done()
         flag.touch()
         assert await asyncio.wait_for(first, 60) == "released"
@@ -124,11 +125,10 @@ async def test_the_stat_loop_serves_where_inotify_cannot(
 async def test_closing_the_client_stops_the_remote_wait(
     lab: dict[str, Any], remote_dir: str
 ) -> None:
-    """No agent is left waiting on the login node (its own timeout here: 300 s)."""
+    """No agent is left watching on the login node (its own limit: 600 s)."""
     flag = Path(f"/tmp/clx-go-{secrets.token_hex(4)}")
     async with Client(config_for("ssh", lab, remote_dir), cancel_on_exit=True) as client:
         job = client.submit(wait_for_flag, str(flag))
-        backend_of(client).waiter.timeout = 300.0
 
         async def waiting() -> bool:
             return bool(await remote_waits(lab, remote_dir))
@@ -139,4 +139,4 @@ async def test_closing_the_client_stops_the_remote_wait(
     async def gone() -> bool:
         return not await remote_waits(lab, remote_dir)
 
-    await until(gone, deadline=30.0)  # well before the wait's own 300 s
+    await until(gone, deadline=30.0)  # well before the agent's own 600 s

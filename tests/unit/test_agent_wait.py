@@ -3,6 +3,7 @@ going away. (On the lab, through SSH: tests/remote/test_result_wait.py.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -172,3 +173,88 @@ def test_the_wait_ends_when_its_caller_goes_away(tmp_path: Path, how: str) -> No
     os.close(write_end)
     assert not thread.is_alive()
     assert "gone" in outcome
+
+
+class Watching:
+    """`agent.watch` in a thread, fed and read through pipes as the SSH channel would."""
+
+    def __init__(self) -> None:
+        self.stdin_read, self.stdin_write = os.pipe()
+        out_read, out_write = os.pipe()
+        self.out = os.fdopen(out_read, "r")
+        self._stdout = os.fdopen(out_write, "w")
+        self.outcome: dict[str, Any] = {}
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            agent.watch(self.stdin_read, self._stdout)
+            self.outcome["ended"] = True
+        except Exception as error:  # (the test asserts on it)
+            self.outcome["error"] = error
+        finally:
+            self._stdout.close()
+
+    def send(self, request: WaitRequest) -> None:
+        os.write(self.stdin_write, json.dumps(request).encode() + b"\n")
+
+    def answer(self) -> dict[str, Any]:
+        line = self.out.readline()
+        assert line, f"the agent ended: {self.outcome}"
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        os.close(self.stdin_write)
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        self.out.close()
+        os.close(self.stdin_read)
+
+
+@pytest.mark.parametrize("how", ["auto", "stat"])
+def test_one_watch_reports_each_result_and_exit_once(tmp_path: Path, how: str) -> None:
+    layout = staged(tmp_path)
+    watching = Watching()
+    try:
+        watching.send(request(layout, how, timeout=120))
+        write_atomically(layout.task(0, "result"), b"first")
+        first = watching.answer()["runs"][layout.dir]
+        assert list(first["results"]) == ["0"]
+        write_atomically(layout.element(0, "exit"), b"0\n")
+        write_atomically(layout.task(1, "result"), b"second")
+        later: dict[str, Any] = {"results": {}, "exits": set()}
+        while "1" not in later["results"] or "0" not in later["exits"]:
+            report = watching.answer()["runs"][layout.dir]
+            assert "0" not in report["results"]  # (reported once)
+            later["results"].update(report["results"])
+            later["exits"] |= {e for e, f in report["elements"].items() if f.get("exit") == 0}
+    finally:
+        watching.close()
+    assert watching.outcome == {"ended": True}  # EOF on its stdin ends it
+
+
+def test_a_new_request_replaces_the_last_without_a_new_process(tmp_path: Path) -> None:
+    one, two = staged(tmp_path / "one"), staged(tmp_path / "two")
+    watching = Watching()
+    try:
+        watching.send(request(one, "auto", timeout=120))
+        both = request(one, "auto", timeout=120)
+        both["runs"] += request(two, "auto", timeout=120)["runs"]
+        watching.send(both)
+        write_atomically(two.task(1, "result"), b"from the second run")
+        assert list(watching.answer()["runs"][two.dir]["results"]) == ["1"]
+    finally:
+        watching.close()
+
+
+def test_a_watch_ends_when_its_caller_goes_away(tmp_path: Path) -> None:
+    layout = staged(tmp_path)
+    watching = Watching()
+    watching.send(request(layout, "auto", timeout=120))
+    watching.out.close()  # the client closed the channel
+    watching.thread.join(60)
+    assert isinstance(watching.outcome.get("error"), watch.CallerGone)
+    os.close(watching.stdin_write)
+    os.close(watching.stdin_read)

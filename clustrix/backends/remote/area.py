@@ -39,10 +39,8 @@ from ...oncluster.protocol import (
     OutputsRequest,
     StatusAnswer,
     StatusRequest,
-    WaitAnswer,
-    WaitRequest,
 )
-from ...transport.base import CommandResult, Transport
+from ...transport.base import CommandResult, CommandStream, Transport
 from ..base import Submission
 from .scripts import command_setup
 
@@ -196,16 +194,12 @@ class RemoteArea:
         answer: StatusAnswer = await self.agent_call("status", request)
         return answer
 
-    async def wait(self, request: WaitRequest) -> WaitAnswer:
-        """The agent's `wait`: returns once a watched result or exit file exists, or
-        after the request's timeout. Cancelling it stops the remote process."""
-        result = await self.transport.run(
-            [self.config.python_executable, self.agent, "wait"],
-            stdin=json.dumps(request).encode(),
-            timeout=request["timeout"] + 60.0,  # a channel that hangs, not a slow answer
+    async def watch(self) -> CommandStream:
+        """The agent's `watch` stream (`WaitRequest` lines in, `WaitAnswer` lines out);
+        closing it stops the remote process."""
+        return await self.transport.open_stream(
+            [self.config.python_executable, self.agent, "watch"]
         )
-        answer: WaitAnswer = json.loads(result.stdout)
-        return answer
 
     async def cancel(self, run_dir: str, elements: Sequence[int]) -> set[int]:
         """Cancel elements through their markers; return those that will never start."""

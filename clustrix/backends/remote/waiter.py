@@ -1,14 +1,15 @@
-"""Results before the scheduler's bookkeeping: one agent `wait` at a time per backend.
+"""Results before the scheduler's bookkeeping: one agent `watch` stream per backend.
 
 A result is ready once the runner's result file exists, which is before the
 scheduler's epilog and job accounting end. So beside the poller (which asks the
-scheduler and the agent at `job_poll_interval`'s pace), one long agent call (`wait`,
-on its own channel of the same SSH connection) watches the result and exit files of
-every live run on the login node and returns as soon as one appears, or after
-`timeout` seconds. Its results are delivered at once; a new exit file (an element
-ended, maybe without a result) wakes the poller, which asks the scheduler how it
-ended. When a run is added, the call in flight is cancelled (its remote process ends
-with its channel) and a new one covers the new run too.
+scheduler and the agent at `job_poll_interval`'s pace), one long-running agent
+(``_agent.py watch``, on its own channel of the same SSH connection) watches the
+result and exit files of every live run on the login node and answers with a line
+as soon as one appears. The waiter sends it the live runs whenever they change (a
+line on its stdin: no new process per submission or per result). Its results are
+delivered at once; a new exit file (an element ended, maybe without a result) wakes
+the poller, which asks the scheduler how it ended. With no live run for IDLE_SECONDS
+the stream is closed; it opens again with the next submission.
 `ClusterConfig.result_wait` = False turns the waiter off (results then come with the
 poller's ticks).
 """
@@ -17,24 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-import math
 import weakref
 from collections.abc import Awaitable, Callable, Collection
 
 from ..._exceptions import ClusterConnectionError, CommandError
 from ...oncluster.protocol import RunStatus, WaitAnswer, WaitRequest
+from ...transport.base import CommandStream
 from .area import RemoteArea
 from .run import Run
 
 log = logging.getLogger("clustrix")
-WAIT_SECONDS = 5.0  # how long one agent `wait` lasts at most
-_MIN_CYCLE = 0.05  # seconds between the starts of two waits (a burst of submissions: one)
-_BACKOFF = 2.0  # seconds before trying again after a failed wait
+WAIT_SECONDS = 5.0  # the agent re-checks its folders at least this often
+IDLE_SECONDS = 60.0  # the stream outlives the last live run by this long
+_BACKOFF = 2.0  # seconds before trying again after a failed stream
 
 
 class ResultWaiter:
-    """Keeps one agent `wait` running over the live runs and hands on what it finds."""
+    """Keeps one agent `watch` running over the live runs and hands on what it finds."""
 
     def __init__(
         self,
@@ -56,39 +58,73 @@ class ResultWaiter:
         self.watch = watch  # "auto" (inotify where it sees every write) or "stat"
         self._changed = asyncio.Event()
         self._exits: weakref.WeakKeyDictionary[Run, set[int]] = weakref.WeakKeyDictionary()
-        self.calls = 0  # agent `wait` calls started (for tests and benchmarks)
+        self.calls = 0  # agent `watch` streams started (for tests and benchmarks)
         self.woken = 0  # of which returned because a watched file appeared
         self.delivered = 0  # results handed on
         self.last_watch = ""  # how the agent watched the last time ("inotify" or "stat")
 
     def changed(self) -> None:
-        """The set of runs changed (a submission): restart the wait to cover it."""
+        """The set of runs changed (a submission): tell the agent to cover it."""
         self._changed.set()
 
     async def run_forever(self) -> None:
-        """Wait, deliver, repeat (until cancelled: the remote wait ends with it)."""
-        loop = asyncio.get_running_loop()
-        started = -math.inf
+        """Keep a `watch` stream while runs live; deliver what it reports (until
+        cancelled: the remote agent ends with its channel)."""
         while True:
             if not self._live():
                 self._changed.clear()
                 await self._changed.wait()
                 continue
-            pause = started + _MIN_CYCLE - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            self._changed.clear()
-            runs = self._live()
-            started = loop.time()
-            answer = await self._call(self._request(runs))
-            if answer is None:
-                continue
             try:
-                await self._take(runs, answer)
+                stream = await self._area.watch()
+            except (ClusterConnectionError, CommandError, OSError) as error:
+                log.debug("cannot start the result watcher: %s", error)
+                await self._pause()
+                continue
+            self.calls += 1
+            try:
+                await self._follow(stream)
             except Exception as error:  # the poller collects what could not be taken here
                 if not isinstance(error, ClusterConnectionError | CommandError | OSError):
-                    log.exception("unexpected error while taking results")
+                    log.exception("unexpected error while waiting for results")
                 await self._pause()
+            finally:
+                await stream.aclose()
+
+    async def _follow(self, stream: CommandStream) -> None:
+        """Send the live runs whenever they change; take each answer as it comes.
+        Returns when the agent ends, or after IDLE_SECONDS without a live run."""
+        sent: list[str] | None = None
+        reading = asyncio.ensure_future(stream.readline())
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            while True:
+                runs = self._live()
+                directories = [run.directory for run in runs]
+                if directories != sent:
+                    self._changed.clear()
+                    await stream.send(json.dumps(self._request(runs)).encode())
+                    sent = directories
+                idle = None if runs else IDLE_SECONDS
+                done, _ = await asyncio.wait(
+                    {reading, changed}, timeout=idle, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    return  # idle: the next submission opens a new stream
+                if changed in done:
+                    self._changed.clear()
+                    changed = asyncio.ensure_future(self._changed.wait())
+                if reading in done:
+                    line = reading.result()
+                    if not line:
+                        return  # the agent ended (its own time limit, or it failed)
+                    answer: WaitAnswer = json.loads(line)
+                    await self._take(self._live(), answer)
+                    reading = asyncio.ensure_future(stream.readline())
+        finally:
+            for future in (reading, changed):
+                future.cancel()
+            await asyncio.gather(reading, changed, return_exceptions=True)
 
     def _live(self) -> list[Run]:
         return [run for run in self._runs() if run.uncollected]
@@ -100,7 +136,7 @@ class ResultWaiter:
                     "dir": run.directory,
                     "count": len(run.submission.jobs),
                     "chunksize": run.chunksize,
-                    # an exit already seen does not end the next wait
+                    # an exit already seen is not reported again
                     "elements": sorted(run.live - self._exits.get(run, set())),
                     "tasks": sorted(run.uncollected),
                     "tails": {},
@@ -111,27 +147,6 @@ class ResultWaiter:
             "timeout": self.timeout,
             "watch": self.watch,
         }
-
-    async def _call(self, request: WaitRequest) -> WaitAnswer | None:
-        """The agent's answer; None if the runs changed first or the call failed."""
-        self.calls += 1
-        call = asyncio.ensure_future(self._area.wait(request))
-        changed = asyncio.ensure_future(self._changed.wait())
-        try:
-            await asyncio.wait({call, changed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            call.cancel()  # (no-op once done) stops the remote process
-            changed.cancel()
-            await asyncio.gather(call, changed, return_exceptions=True)
-        if call.cancelled():
-            return None
-        error = call.exception()
-        if error is None:
-            return call.result()
-        if not isinstance(error, ClusterConnectionError | CommandError | OSError | ValueError):
-            log.error("unexpected error while waiting for results", exc_info=error)
-        await self._pause()
-        return None
 
     async def _pause(self) -> None:
         """After a failure: the poller still collects everything; try again later."""
