@@ -31,7 +31,7 @@ GROUPS: dict[str, tuple[str, bool]] = {
     "sweeps": ("Slurm: 500-task sweeps (default, chunksize=1, 25) vs the array floor", True),
     "submitit": ("peer: submitit on the login node, 500 tasks vs the array floor", True),
     "dask": ("peer: dask-jobqueue on the login node, 500 tasks vs the array floor", True),
-    "memory": ("client memory per in-flight job, local and Slurm", True),
+    "memory": ("client memory per in-flight job, on every backend", True),
     "remote_fs": ("cluster_du / cluster_count_files vs du / find on the same tree", True),
     "replicate": ('environment="replicate": cold build vs warm reuse', True),
 }

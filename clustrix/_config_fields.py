@@ -113,7 +113,7 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
         "young jobs are polled faster, and results that appear are noticed at once."
     ),
     "result_wait": (
-        "Wait for results on the login node: one long agent call per connection returns "
+        "Wait for results on the login node: one long-running agent per connection reports "
         "each result as soon as its file is written (inotify where the filesystem allows, a "
         "25 ms stat loop on network filesystems such as NFS), before the scheduler's epilog "
         "and accounting end (it keeps one of the `max_channels` busy; off with "
