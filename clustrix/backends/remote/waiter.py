@@ -83,17 +83,19 @@ class ResultWaiter:
                 continue
             self.calls += 1
             try:
-                await self._follow(stream)
+                idle = await self._follow(stream)
             except Exception as error:  # the poller collects what could not be taken here
                 if not isinstance(error, ClusterConnectionError | CommandError | OSError):
                     log.exception("unexpected error while waiting for results")
-                await self._pause()
+                idle = False
             finally:
                 await stream.aclose()
+            if not idle:
+                await self._pause()  # (an agent that cannot run is not restarted in a loop)
 
-    async def _follow(self, stream: CommandStream) -> None:
+    async def _follow(self, stream: CommandStream) -> bool:
         """Send the live runs whenever they change; take each answer as it comes.
-        Returns when the agent ends, or after IDLE_SECONDS without a live run."""
+        Returns True after IDLE_SECONDS without a live run, False when the agent ended."""
         sent: list[str] | None = None
         reading = asyncio.ensure_future(stream.readline())
         changed = asyncio.ensure_future(self._changed.wait())
@@ -110,14 +112,14 @@ class ResultWaiter:
                     {reading, changed}, timeout=idle, return_when=asyncio.FIRST_COMPLETED
                 )
                 if not done:
-                    return  # idle: the next submission opens a new stream
+                    return True  # idle: the next submission opens a new stream
                 if changed in done:
                     self._changed.clear()
                     changed = asyncio.ensure_future(self._changed.wait())
                 if reading in done:
                     line = reading.result()
                     if not line:
-                        return  # the agent ended (its own time limit, or it failed)
+                        return False  # the agent ended (its own time limit, or it failed)
                     answer: WaitAnswer = json.loads(line)
                     await self._take(self._live(), answer)
                     reading = asyncio.ensure_future(stream.readline())
