@@ -85,7 +85,7 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "environment_variables": "Variables exported in every job (and set in Kubernetes containers).",
     "pre_execution_commands": (
         "Your own shell commands, run as written at the start of every job script (not on "
-        "Kubernetes)."
+        "Kubernetes; on the `ssh` backend once per submission, before its elements start)."
     ),
     "default_cores": "CPUs per task when `@cluster` does not give `cores`.",
     "default_memory": (

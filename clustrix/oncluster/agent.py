@@ -224,7 +224,7 @@ def cancel(request: CancelRequest) -> CancelAnswer:
                 handle.write("cancelled\n")
             state = _element(layout, element, 0.0)
             if state["pid"] is None and state["exit"] is None:
-                # job.sh writes its pid, then checks the marker: it will not run.
+                # the job script writes its pid, then checks the marker: it will not run.
                 answer["prevented"].setdefault(layout.dir, []).append(element)
             elif state["alive"] and state["pid"] and state["local"]:
                 try:

@@ -7,15 +7,16 @@ it imports only the standard library. A run directory holds::
     args.bin            every task's (args, kwargs) pickle, back to back
     spec.json           {"format": 1, "count": N, "chunksize": C, "offsets": [...],
                          "time_limit": seconds or null}
-    job-N.sh, job.sh    the job script of the array part at element offset N (batch),
-                        or of every element (ssh)
+    job-N.sh            the job script of the array part at element offset N (batch)
+    driver.sh           the ssh backend's driver: sets up the environment, then the
+                        runner forks every element (driver.pid, logs/driver.log)
     tasks/I.result      task I's framed result (written atomically: temp file, rename)
     tasks/I.out, I.err  task I's own stdout and stderr, only if it wrote any
     tasks/I.timeout     present if the runner killed task I at its time limit
     tasks/I.cancel      present if task I must not start (local workers)
     tasks/.running-eE.out/.err   what the running task of element E writes (batch, ssh)
     tasks/.running-PID.out/.err  what the running task of worker PID writes (local)
-    elements/E.pid      the pid of element E's job script, once it started
+    elements/E.pid      the pid (and node) of element E's job script, once it started
     elements/E.exit     element E's exit status (0 written by the runner itself)
     elements/E.cancel   present if element E must not start (or was cancelled)
     logs/E.out, E.err   element E's own stdout and stderr (the scheduler's logs)
@@ -119,6 +120,6 @@ class RunLayout:
         """Element `element`'s own log of `stream` (OUT or ERR)."""
         return join(self.dir, LOGS, f"{element}.{stream}")
 
-    def job_script(self, offset: int | None = None) -> str:
-        """The job script of the part at element `offset` (None: the ssh ``job.sh``)."""
-        return join(self.dir, "job.sh" if offset is None else f"job-{offset}.sh")
+    def job_script(self, offset: int) -> str:
+        """The job script of the batch part at element `offset`."""
+        return join(self.dir, f"job-{offset}.sh")

@@ -10,6 +10,7 @@ Usage::
 
     python _runner.py run RUN_DIR --element E   # tasks E*C .. E*C+C-1 (a batch element)
     python _runner.py serve RUN_DIR             # read task indices on stdin, answer on stdout
+    python _runner.py drive RUN_DIR COUNT PAR   # the ssh backend: elements as forked processes
 """
 
 from __future__ import annotations
@@ -258,12 +259,30 @@ def _serve(run: Run) -> int:
     return 0
 
 
-USAGE = "usage: _runner.py run RUN_DIR [--element E] | _runner.py serve RUN_DIR"
+USAGE = (
+    "usage: _runner.py run RUN_DIR [--element E] | _runner.py serve RUN_DIR"
+    " | _runner.py drive RUN_DIR COUNT PARALLEL"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     # No argparse: every array element pays the runner's start-up time.
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["drive"]:  # the ssh backend's elements, forked (clustrix_drive)
+        if len(args) != 4 or not (args[2].isdigit() and args[3].isdigit()):
+            print(USAGE, file=sys.stderr)
+            return 2
+        if __package__:
+            from .drive import drive
+        else:
+            from clustrix_drive import drive  # type: ignore[import-not-found,no-redef]
+        run_dir = args[1]
+        return drive(
+            lambda element: main(["run", run_dir, "--element", str(element)]),
+            run_dir,
+            int(args[2]),
+            int(args[3]),
+        )
     if len(args) not in (2, 4) or args[0] not in ("run", "serve"):
         print(USAGE, file=sys.stderr)
         return 2

@@ -146,3 +146,23 @@ async def test_a_cancelled_command_ends_remotely_and_keeps_the_connection(
     finally:
         await transport.aclose()
     assert sshd.logins == 1
+
+
+async def test_the_environment_is_set_up_once_per_run_and_its_failure_ends_every_element(
+    sshd: FakeSSHServer, remote_root: Path, fake_modules: Path
+) -> None:
+    """The ssh driver loads modules once, then forks the elements: a sweep of three
+    loads once; when the load fails, each element fails with its message."""
+    config = ssh_config_for("ssh", sshd, remote_root, module_loads=["gcc/12"])
+    async with Client(config) as client:
+        assert await client.map(square, range(3), chunksize=1, progress=False) == [0, 1, 4]
+    # the remote Python's version check, then the run's driver: not once per element
+    assert fake_modules.read_text().splitlines() == ["load gcc/12"] * 2
+    config = ssh_config_for("ssh", sshd, remote_root, module_loads=["nosuch"])
+    async with Client(config) as client:
+        sweep = client.map(square, range(3), chunksize=1, progress=False)
+        outcomes = await asyncio.gather(*sweep, return_exceptions=True)
+    for outcome in outcomes:
+        assert isinstance(outcome, JobFailedError)
+        assert outcome.exit_code == 97
+        assert "module load failed: nosuch" in outcome.stderr_tail

@@ -183,7 +183,7 @@ async def test_cancel_a_sweep_before_its_tasks_start(lab_ssh: ClusterConfig) -> 
 
 def element_pid(seconds: float) -> int:
     time.sleep(seconds)
-    return os.getppid()  # the element's job.sh, whose pid names the element
+    return os.getppid()  # the element's session leader, whose pid names the element
 
 
 async def test_each_element_of_a_sweep_has_its_own_job_id(
@@ -200,7 +200,7 @@ async def test_each_element_of_a_sweep_has_its_own_job_id(
         host, pid = driver.split(":")
         assert host == lab["host"]
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # the lab is this machine
-        assert b"driver.sh" in cmdline
+        assert b"_runner.py\x00drive\x00" in cmdline  # driver.sh has exec'd the runner
         pids = await sweep
     assert [job.job_id for job in sweep] == [f"{lab['host']}:{p}" for p in pids]
     assert len(set(pids)) == 3

@@ -29,7 +29,7 @@ import cloudpickle
 from ..._config import ClusterConfig
 from ..._exceptions import EnvironmentMismatchError
 from ...oncluster import agent as _agent
-from ...oncluster import layout, unpickle, watch
+from ...oncluster import drive, layout, unpickle, watch
 from ...oncluster import runner as _runner
 from ...oncluster.layout import RunLayout, payload_files
 from ...oncluster.protocol import (
@@ -75,6 +75,7 @@ def support_bundle() -> tuple[str, bytes]:
         ("clustrix_layout.py", Path(layout.__file__).read_bytes()),
         ("clustrix_unpickle.py", Path(unpickle.__file__).read_bytes()),
         ("clustrix_watch.py", Path(watch.__file__).read_bytes()),
+        ("clustrix_drive.py", Path(drive.__file__).read_bytes()),
     ]
     package = Path(cloudpickle.__file__).parent
     for path in sorted(package.glob("*.py")):

@@ -11,12 +11,12 @@ from ...schedulers.render import ScriptContext, render_script, render_setup
 
 
 class _DetachedProcess:
-    """The script kind of plain detached processes: no directives, and the element
-    index is the script's first argument."""
+    """The script kind of plain detached processes: the `ssh` backend's driver, which
+    forks every element itself (no directives, no element index of its own)."""
 
     NAME: ClassVar[str] = "ssh"
     TEMPLATE: ClassVar[str] = "ssh.sh.j2"
-    element_index_expr: ClassVar[str] = "${1:?element index}"
+    element_index_expr: ClassVar[str] = "0"  # (unused: the driver numbers the elements)
 
     def directives(self, res: BatchResources) -> list[str]:
         return []
@@ -71,7 +71,7 @@ def render_ssh_script(
     key: str,
     venv: str | None = None,
 ) -> str:
-    """The ``job.sh`` of an `ssh` run (one element per invocation)."""
+    """The ``driver.sh`` of an `ssh` run (all its elements, forked by the runner)."""
     context = script_context(config, resources, run_dir, runner, venv=venv)
     batch = BatchResources(job_name=key, log_dir=f"{run_dir}/logs")
     return render_script(DETACHED, batch, context)

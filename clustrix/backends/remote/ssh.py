@@ -1,15 +1,15 @@
 """The `ssh` backend: tasks run as detached processes on a host with no scheduler.
 
-A run is started by ONE command: a driver in its own session feeds the elements to
-``xargs -P`` (bounded by the host's CPUs, the task's `cores` and `max_concurrent`),
-and each element runs ``job.sh`` in a session of its own, so cancelling kills
-exactly its process group. Elements write pid and exit-code files, which the agent
-reads on each poll tick. Walltime is enforced by the runner.
+A run is started by ONE command: a driver in its own session (``driver.sh``, from
+``templates/ssh.sh.j2``) sets up the job's environment once and has the runner fork
+the elements (bounded by the host's CPUs, the task's `cores` and `max_concurrent`),
+each in a session of its own, so cancelling kills exactly its process group.
+Elements write pid and exit-code files, which the agent reads on each poll tick.
+Walltime is enforced by the runner.
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
 from shlex import quote
 
@@ -18,7 +18,6 @@ from ..._exceptions import ClusterConnectionError
 from ..._states import JobState
 from ..._testing import crash_point
 from ...oncluster import layout
-from ...oncluster.layout import RunLayout
 from ...oncluster.protocol import ElementReport
 from ...transport.base import Transport
 from ..base import Submission
@@ -37,17 +36,6 @@ setsid nohup sh ./{_DRIVER_SCRIPT} "$2" "$3" >{_DRIVER_LOG} 2>&1 </dev/null &
 echo "$!" >{_DRIVER_PID}
 echo "launched $!"
 """
-_DRIVER = f"""#!/bin/sh
-# clustrix driver: runs elements 0..$1-1 of this run, $2 at a time, each in its own session.
-cd "$(dirname "$0")" || exit 3
-# The absolute path shows in each element's command line: the agent checks it there
-# before it trusts (or kills) a pid. GNU xargs stops at a command killed by a signal:
-# the `|| true` keeps it going after a cancelled element.
-seq 0 $(($1 - 1)) | xargs -P "$2" -I{{}} sh -c 'setsid sh "$0" "$1" || true' "$PWD/"{
-    quote(posixpath.basename(RunLayout("/").job_script()))
-} {{}}
-"""
-
 _VANISHED = "its process ended without recording an exit status (killed outside clustrix?)"
 
 
@@ -83,8 +71,7 @@ class SSHBackend(RemoteRunsBackend):
             submission.key,
             run.venv,
         )
-        await area.transport.write_file(run.layout.job_script(), script.encode())
-        await area.transport.write_file(run.layout.path(layout.DRIVER_SCRIPT), _DRIVER.encode())
+        await area.transport.write_file(run.layout.path(layout.DRIVER_SCRIPT), script.encode())
         parallel = min(run.elements, submission.resources.max_concurrent or self._slots(submission))
         if submission.batched:  # independent calls: each starts at once, as it would alone
             parallel = run.elements
