@@ -120,6 +120,14 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+async def bookkeeping_done(fake: FakeScheduler) -> None:
+    """Until the fake recorded the end of every task it ran: results reach the client
+    before the scheduler's bookkeeping (the result waiter), as on a real cluster."""
+    await until(
+        lambda: all(t.get("end") is not None for j in fake.jobs() for t in j["tasks"].values())
+    )
+
+
 def overlap(spans: list[tuple[float, float]]) -> int:
     """The most spans that were open at the same moment."""
     return max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)

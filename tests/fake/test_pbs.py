@@ -18,7 +18,7 @@ from clustrix import (
 )
 
 from ..fakesched.control import FakeScheduler
-from .conftest import FakeFactory, config_for, overlap, until
+from .conftest import FakeFactory, bookkeeping_done, config_for, overlap, until
 from .tasks import exit_hard, nap, report, square
 
 ENV = ("PBS_JOBID", "PBS_ARRAYID", "PBS_ARRAY_INDEX")
@@ -40,6 +40,7 @@ async def test_a_job_and_a_throttled_array(
         sweep = client.map(report, range(3), *([n] * 3 for n in ENV), max_concurrent=2)
         alone, seen = await asyncio.gather(single, sweep)
         assert await sweep[1].stdout() == "stdout of 1\n"
+    await bookkeeping_done(pbs)
     assert ["qstat", "--version"] in pbs.calls("qstat")  # which PBS is this?
     by_name = {job["name"]: job for job in pbs.jobs()}
     master = by_name[sweep.key]["master"]

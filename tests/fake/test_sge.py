@@ -18,7 +18,7 @@ from clustrix import (
 )
 
 from ..fakesched.control import FakeScheduler
-from .conftest import FakeFactory, config_for, group_alive, overlap, until
+from .conftest import FakeFactory, bookkeeping_done, config_for, group_alive, overlap, until
 from .tasks import Boom, exit_hard, explode, nap, report, square
 
 ENV = ("JOB_ID", "SGE_TASK_ID", "CX_FAKE")
@@ -39,6 +39,7 @@ async def test_a_job_and_a_throttled_array(sge: FakeScheduler, remote_root: Path
         )
         alone, seen = await asyncio.gather(single, sweep)
         assert await sweep[2].stdout() == "stdout of 2\n"
+    await bookkeeping_done(sge)
     by_name = {job["name"]: job for job in sge.jobs()}
     first, second = by_name[single.key], by_name[sweep.key]
     assert single.job_id == first["master"]

@@ -25,7 +25,7 @@ from clustrix import (
 )
 
 from ..fakesched.control import FakeScheduler
-from .conftest import FakeFactory, config_for, group_alive, overlap, until
+from .conftest import FakeFactory, bookkeeping_done, config_for, group_alive, overlap, until
 from .tasks import Boom, big, chatty, exit_hard, explode, kill_self, nap, report, square
 
 ENV = ("CX_FAKE", "CX_PRE", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
@@ -77,6 +77,7 @@ async def test_a_sweep_is_one_throttled_array_and_keeps_each_tasks_output(
         for job in sweep:
             assert await job.stdout() == f"stdout of {job.index}\n"
             assert f"stderr of {job.index}" in await job.stderr()
+    await bookkeeping_done(slurm)
     (record,) = slurm.jobs()
     master = record["master"]
     assert len(slurm.calls("sbatch")) == 1
