@@ -20,6 +20,7 @@ import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from clustrix import Client, ClusterConfig, JobState, Sweep
 
@@ -42,6 +43,18 @@ async def _until(condition: Callable[[], bool], deadline: float, what: str) -> N
         if time.monotonic() > end:
             raise TimeoutError(f"waited {deadline:.0f} s for {what}")
         await asyncio.sleep(0.1)
+
+
+async def _submitted_and_polled(client: Client, sweep: Sweep[Any]) -> None:
+    """Until every job of `sweep` has an id and the client polled three more times."""
+    await _until(lambda: all(j.job_id for j in sweep), 600, "the sweep's submission")
+    ticks = poll_counters(client)
+    if ticks is None:
+        await asyncio.sleep(5)
+        return
+    await _until(
+        lambda: (poll_counters(client) or (0, 0))[1] >= ticks[1] + 3, 120, "three poll ticks"
+    )
 
 
 def _per_job_kb(baseline: int, count: int) -> float:
@@ -82,16 +95,7 @@ async def slurm(count: int, session: OpenSSH) -> float:
             baseline = tracemalloc.get_traced_memory()[0]
             held = client.options(extra={"begin": "now+1hour"})
             sweep = held.map(square, range(count), chunksize=1, progress=False)
-            await _until(lambda: all(j.job_id for j in sweep), 600, "the sweep's submission")
-            ticks = poll_counters(client)
-            if ticks is None:
-                await asyncio.sleep(5)
-            else:
-                await _until(
-                    lambda: (poll_counters(client) or (0, 0))[1] >= ticks[1] + 3,
-                    120,
-                    "three poll ticks",
-                )
+            await _submitted_and_polled(client, sweep)
             kb = _per_job_kb(baseline, count)
             await sweep.cancel()
     finally:
@@ -114,16 +118,7 @@ async def blocked(kind: str, count: int, session: OpenSSH) -> float:
             await client.submit(square, 2)  # logged in, runner cached
             baseline = tracemalloc.get_traced_memory()[0]
             sweep = client.map(wait_for, [flag] * count, chunksize=1, progress=False)
-            await _until(lambda: all(j.job_id for j in sweep), 600, "the sweep's submission")
-            ticks = poll_counters(client)
-            if ticks is None:
-                await asyncio.sleep(5)
-            else:
-                await _until(
-                    lambda: (poll_counters(client) or (0, 0))[1] >= ticks[1] + 3,
-                    120,
-                    "three poll ticks",
-                )
+            await _submitted_and_polled(client, sweep)
             kb = _per_job_kb(baseline, count)
             await sweep.cancel()
     finally:

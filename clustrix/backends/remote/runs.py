@@ -202,7 +202,7 @@ class RemoteRunsBackend(Backend):
         self.poll_commands += 1
         answer = await self._area.status({"inline_limit": _INLINE_LIMIT, "runs": queries})
         for run in runs:
-            if self._runs.get(run.submission.key) is run:  # (the waiter may have finished it)
+            if self._current(run):  # (the waiter may have finished it)
                 report = answer.get(run.directory) or unreported()
                 await self._update(run, report, fates.get(run, {}))
 
@@ -243,8 +243,7 @@ class RemoteRunsBackend(Backend):
                     run.uncollected.discard(task)
                     settle_task(run, jobs[task], fate, task in timeouts, stderr.get(str(task), ""))
             run.live.discard(element)
-        if not run.uncollected and self._runs.get(run.submission.key) is run:
-            await self._finish(run)
+        await self._finish_if_collected(run)
 
     async def _collect(self, run: Run, report: RunStatus) -> None:
         """Resolve the tasks whose results the agent reported."""
@@ -268,10 +267,18 @@ class RemoteRunsBackend(Backend):
             if run.uncollected.isdisjoint(run.tasks_of(element)):
                 run.live.discard(element)  # every task has its result: nothing left to ask
 
+    def _current(self, run: Run) -> bool:
+        """Whether `run` is still live here (the poller and the waiter both end runs)."""
+        return self._runs.get(run.submission.key) is run
+
+    async def _finish_if_collected(self, run: Run) -> None:
+        if not run.uncollected and self._current(run):
+            await self._finish(run)
+
     async def _deliver(self, run: Run, report: RunStatus) -> None:
         """Results the waiter found, maybe before the scheduler knows their elements
         ended: each task gets its element's id first; the rest is the poller's."""
-        if self._runs.get(run.submission.key) is not run:
+        if not self._current(run):
             return
         for key in report["results"]:
             element = int(key) // run.chunksize
@@ -280,8 +287,7 @@ class RemoteRunsBackend(Backend):
             if fate is not None and int(key) in run.uncollected:
                 run.submission.jobs[int(key)].set_state(JobState.RUNNING, job_id=fate.job_id)
         await self._collect(run, report)
-        if not run.uncollected and self._runs.get(run.submission.key) is run:
-            await self._finish(run)
+        await self._finish_if_collected(run)
 
     def _fail_run(self, run: Run, state: JobState, message: str) -> None:
         for job in run.submission.jobs:
